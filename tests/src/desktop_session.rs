@@ -1,0 +1,1 @@
+//! Placeholder: the desktop session fixture.
