@@ -1,56 +1,531 @@
-//! Tandem agent runtime (interface stub; the implementation lands next).
+//! Tandem's agent runtime: the brain behind both the desktop app and the headless
+//! `tandem run`. It runs the checks, keeps the local store and outbox, talks to the server
+//! and resolves the policy in force. Nothing here knows about Tauri.
+//!
+//! The faces hold an [`Agent`] (cheap to clone), watch [`Agent::subscribe`] for state
+//! changes and call its methods; [`Agent::run`] drives the schedule until cancelled.
+
+pub mod credentials;
+pub mod policy;
+pub mod store;
+pub mod sync;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tandem_proto::state::AgentState;
-use tokio::sync::watch;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tandem_checks::{CheckContext, Host, RealHost};
+use tandem_proto::state::{AgentState, Enrollment, PolicySource, PolicyState};
+use tandem_proto::v1::{EnrollRequest, Event, EventKind, SignedPolicy, StatusReport};
+use tandem_proto::Policy;
+use tokio::sync::{watch, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use credentials::{CredentialError, CredentialStoreKind, Credentials, DeviceToken};
+pub use store::{Store, StoreError};
+pub use sync::{PolicyPoll, SyncError};
+
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("{0}")]
-    Other(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("this device is not enrolled; run `tandem enroll --server URL --secret SECRET`")]
+    NotEnrolled,
+    #[error("policy rejected: {0}")]
+    PolicyRejected(#[from] policy::PolicyRejected),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CredentialStoreKind {
-    #[default]
-    Keyring,
-    File,
-}
-
+/// Where the agent keeps its state and its token.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub data_dir: PathBuf,
-    pub credential_store: CredentialStoreKind,
+    /// `None`: the store chosen at enrolment, else the OS keyring.
+    pub credential_store: Option<CredentialStoreKind>,
 }
 
 impl AgentConfig {
-    /// `TANDEM_DATA_DIR`, else the user's data dir + `tandem`.
+    pub fn new(data_dir: PathBuf) -> AgentConfig {
+        AgentConfig { data_dir, credential_store: None }
+    }
+
+    /// `TANDEM_DATA_DIR` (else the user's data dir + `tandem`) and `TANDEM_CREDENTIAL_STORE`.
     pub fn from_env() -> AgentConfig {
-        AgentConfig { data_dir: PathBuf::from("/tmp/tandem"), credential_store: CredentialStoreKind::Keyring }
+        let data_dir = std::env::var_os("TANDEM_DATA_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(default_data_dir);
+        let credential_store = std::env::var("TANDEM_CREDENTIAL_STORE").ok().and_then(|v| v.parse().ok());
+        AgentConfig { data_dir, credential_store }
     }
 }
 
+/// The per-user data dir: `~/.local/share/tandem` on Linux, `~/Library/Application
+/// Support/tandem` on macOS, `%APPDATA%\tandem` on Windows.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("tandem")
+}
+
+/// What the store remembers about the enrolment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EnrollmentRecord {
+    server_url: String,
+    device_id: Uuid,
+    enrolled_at: DateTime<Utc>,
+    policy_signing_key: String,
+    credential_store: CredentialStoreKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredPolicy {
+    signed: SignedPolicy,
+    received_at: DateTime<Utc>,
+}
+
+const KEY_ENROLLMENT: &str = "enrollment";
+const KEY_SERVER_POLICY: &str = "server_policy";
+const KEY_LAST_SYNC: &str = "last_sync_at";
+const KEY_LAST_CHECK: &str = "last_check_at";
+
+/// How long one policy long-poll waits on the server.
+const POLICY_WAIT: Duration = Duration::from_secs(55);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+struct Inner {
+    config: AgentConfig,
+    store: Store,
+    host: RealHost,
+    state: watch::Sender<AgentState>,
+    /// Wakes the scheduler for an immediate check run.
+    check_requested: Notify,
+    /// Wakes the sender to flush the outbox.
+    flush_requested: Notify,
+    /// Wakes the policy poller after enrolment.
+    enrolled: Notify,
+    /// One check run at a time.
+    check_lock: Mutex<()>,
+    /// One outbox flush at a time, so no report is sent twice concurrently.
+    flush_lock: Mutex<()>,
+}
+
+/// A handle to the agent runtime.
 #[derive(Clone)]
 pub struct Agent {
-    state: watch::Sender<AgentState>,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("data_dir", &self.inner.config.data_dir).finish()
+    }
 }
 
 impl Agent {
-    pub async fn open(_config: AgentConfig) -> Result<Agent, AgentError> {
-        Ok(Agent { state: watch::Sender::new(AgentState::default()) })
+    pub async fn open(config: AgentConfig) -> Result<Agent, AgentError> {
+        let store = Store::open(&config.data_dir).await?;
+        let mut state = AgentState { agent_version: AGENT_VERSION.into(), ..AgentState::default() };
+        state.results = store.latest_results().await?;
+        state.outbox_len = store.outbox_len().await?;
+        state.last_sync_at = store.get(KEY_LAST_SYNC).await?;
+        state.last_check_at = store.get(KEY_LAST_CHECK).await?;
+        let agent = Agent {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                host: RealHost::new(),
+                state: watch::Sender::new(state),
+                check_requested: Notify::new(),
+                flush_requested: Notify::new(),
+                enrolled: Notify::new(),
+                check_lock: Mutex::new(()),
+                flush_lock: Mutex::new(()),
+            }),
+        };
+        agent.refresh_enrollment_and_policy().await?;
+        Ok(agent)
     }
+
     pub fn subscribe(&self) -> watch::Receiver<AgentState> {
-        self.state.subscribe()
+        self.inner.state.subscribe()
     }
+
     pub fn state(&self) -> AgentState {
-        self.state.borrow().clone()
+        self.inner.state.borrow().clone()
     }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.config.data_dir
+    }
+
+    fn update(&self, f: impl FnOnce(&mut AgentState)) {
+        self.inner.state.send_modify(f);
+    }
+
+    async fn enrollment(&self) -> Result<Option<EnrollmentRecord>, AgentError> {
+        Ok(self.inner.store.get(KEY_ENROLLMENT).await?)
+    }
+
+    fn credentials(&self, record: Option<&EnrollmentRecord>) -> Credentials {
+        let kind = self
+            .inner
+            .config
+            .credential_store
+            .or(record.map(|r| r.credential_store))
+            .unwrap_or_default();
+        Credentials::new(kind, &self.inner.config.data_dir)
+    }
+
+    /// The policy in force: the server's last verified policy, else the built-in defaults.
+    pub async fn effective_policy(&self) -> Result<(Policy, PolicyState), AgentError> {
+        let stored: Option<StoredPolicy> = self.inner.store.get(KEY_SERVER_POLICY).await?;
+        if let Some(stored) = stored {
+            // Stored only after verification; parsing leniently again is enough here.
+            if let Ok(policy) = serde_json::from_value::<Policy>(stored.signed.policy.clone()) {
+                let state = PolicyState {
+                    source: PolicySource::Server,
+                    version: Some(stored.signed.version),
+                    group: Some(stored.signed.group.clone()),
+                    etag: Some(stored.signed.etag.clone()),
+                    received_at: Some(stored.received_at),
+                };
+                return Ok((policy, state));
+            }
+        }
+        Ok((Policy::default(), PolicyState::default()))
+    }
+
+    async fn refresh_enrollment_and_policy(&self) -> Result<(), AgentError> {
+        let enrollment = self.enrollment().await?.map(|r| Enrollment {
+            server_url: r.server_url,
+            device_id: r.device_id,
+            enrolled_at: r.enrolled_at,
+        });
+        let (_, policy_state) = self.effective_policy().await?;
+        self.update(|s| {
+            s.enrollment = enrollment;
+            s.policy = policy_state;
+        });
+        Ok(())
+    }
+
+    /// Enrols this device with a server and stores the token in the chosen credential store.
+    pub async fn enroll(&self, server_url: &str, secret: &str) -> Result<Enrollment, AgentError> {
+        let client = sync::Client::new(server_url)?;
+        let os = self.inner.host.os();
+        let request = EnrollRequest {
+            enroll_secret: secret.to_owned(),
+            device: tandem_checks::inventory::device_info(os),
+            user: tandem_checks::inventory::current_user(),
+        };
+        let credentials = self.credentials(None);
+        // Fail before talking to the server when the credential store is unusable, so a
+        // machine without a keyring does not burn an enrolment.
+        credentials.delete().await?;
+        let response = client.enroll(&request).await?;
+        credentials.store(&DeviceToken::new(response.device_token)).await?;
+        let record = EnrollmentRecord {
+            server_url: client_base(server_url),
+            device_id: response.device_id,
+            enrolled_at: Utc::now(),
+            policy_signing_key: response.policy_signing_key,
+            credential_store: credentials.kind(),
+        };
+        self.inner.store.put(KEY_ENROLLMENT, &record).await?;
+        self.inner.store.delete(KEY_SERVER_POLICY).await?;
+        self.refresh_enrollment_and_policy().await?;
+        self.inner.enrolled.notify_waiters();
+        tracing::info!(device_id = %record.device_id, server = %record.server_url, "enrolled");
+        Ok(Enrollment { server_url: record.server_url, device_id: record.device_id, enrolled_at: record.enrolled_at })
+    }
+
+    /// Runs every check now, records the results and queues a report.
     pub async fn check_now(&self) -> Result<AgentState, AgentError> {
+        let _running = self.inner.check_lock.lock().await;
+        self.update(|s| s.checking = true);
+        let (policy, _) = self.effective_policy().await?;
+        let ctx = CheckContext { policy };
+        let results = tandem_checks::run_checks(&self.inner.host, &ctx).await;
+        let now = Utc::now();
+        let outcome = async {
+            self.inner.store.record_results(&results).await?;
+            self.inner.store.put(KEY_LAST_CHECK, &now).await?;
+            if self.enrollment().await?.is_some() {
+                self.queue_report(results.clone()).await?;
+            }
+            Ok::<_, AgentError>(())
+        }
+        .await;
+        let outbox_len = self.inner.store.outbox_len().await.unwrap_or_default();
+        self.update(|s| {
+            s.checking = false;
+            s.results = results;
+            s.last_check_at = Some(now);
+            s.outbox_len = outbox_len;
+        });
+        outcome?;
+        self.inner.flush_requested.notify_one();
         Ok(self.state())
     }
+
+    async fn queue_report(&self, results: Vec<tandem_proto::CheckResult>) -> Result<StatusReport, AgentError> {
+        let inventory = tandem_checks::inventory::inventory(self.inner.host.os());
+        let report = self
+            .inner
+            .store
+            .enqueue_report(|events| StatusReport {
+                report_id: Uuid::now_v7(),
+                agent_version: AGENT_VERSION.into(),
+                sent_at: Utc::now(),
+                inventory,
+                results,
+                events,
+            })
+            .await?;
+        Ok(report)
+    }
+
+    /// Queues a report of the latest results (the periodic heartbeat).
+    pub async fn queue_heartbeat(&self) -> Result<(), AgentError> {
+        if self.enrollment().await?.is_none() {
+            return Ok(());
+        }
+        let results = self.inner.store.latest_results().await?;
+        self.queue_report(results).await?;
+        let n = self.inner.store.outbox_len().await?;
+        self.update(|s| s.outbox_len = n);
+        Ok(())
+    }
+
+    /// Delivers every queued report, oldest first; stops at the first failure and leaves the
+    /// rest queued. Returns how many were delivered.
+    pub async fn flush_outbox(&self) -> Result<usize, AgentError> {
+        let _flushing = self.inner.flush_lock.lock().await;
+        let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
+        let token = self.credentials(Some(&record)).load().await?;
+        let client = sync::Client::new(&record.server_url)?;
+        let mut delivered = 0;
+        let outcome = async {
+            loop {
+                let batch = self.inner.store.outbox(50).await?;
+                if batch.is_empty() {
+                    return Ok::<_, AgentError>(());
+                }
+                for (report_id, body) in batch {
+                    self.inner.store.mark_attempt(&report_id).await?;
+                    client.send_report(&token, &body).await?;
+                    // Deleted only now that the server has acknowledged it; a crash before
+                    // this line resends it, and the server drops the duplicate by report_id.
+                    self.inner.store.remove_from_outbox(&report_id).await?;
+                    delivered += 1;
+                }
+            }
+        }
+        .await;
+        self.after_sync(&outcome).await;
+        outcome.map(|()| delivered)
+    }
+
+    /// Records the outcome of talking to the server in the store and the state.
+    async fn after_sync<T>(&self, outcome: &Result<T, AgentError>) {
+        let outbox_len = self.inner.store.outbox_len().await.unwrap_or_default();
+        match outcome {
+            Ok(_) => {
+                let now = Utc::now();
+                if let Err(e) = self.inner.store.put(KEY_LAST_SYNC, &now).await {
+                    tracing::warn!(error = %e, "could not record the sync time");
+                }
+                self.update(|s| {
+                    s.last_sync_at = Some(now);
+                    s.last_sync_error = None;
+                    s.outbox_len = outbox_len;
+                });
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.update(|s| {
+                    s.last_sync_error = Some(msg);
+                    s.outbox_len = outbox_len;
+                });
+            }
+        }
+    }
+
+    /// Applies a policy the server sent: verified against the pinned key, else rejected,
+    /// reported, and the last good policy stays in force.
+    pub async fn apply_server_policy(&self, signed: SignedPolicy) -> Result<(), AgentError> {
+        let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
+        match policy::verify(&signed, &record.policy_signing_key) {
+            Ok(_) => {
+                let version = signed.version;
+                let stored = StoredPolicy { signed, received_at: Utc::now() };
+                self.inner.store.put(KEY_SERVER_POLICY, &stored).await?;
+                self.push_event(EventKind::PolicyApplied, format!("version {version}")).await;
+                self.refresh_enrollment_and_policy().await?;
+                tracing::info!(version, "applied server policy");
+                // New intervals or thresholds: judge the machine against them now.
+                self.inner.check_requested.notify_one();
+                Ok(())
+            }
+            Err(rejected) => {
+                tracing::error!(error = %rejected, version = signed.version, "rejected server policy; keeping the last good one");
+                self.push_event(EventKind::PolicyRejected, format!("version {}: {rejected}", signed.version)).await;
+                Err(rejected.into())
+            }
+        }
+    }
+
+    async fn push_event(&self, kind: EventKind, detail: String) {
+        let event = Event { kind, at: Utc::now(), check_id: None, detail: Some(detail) };
+        if let Err(e) = self.inner.store.push_event(&event).await {
+            tracing::warn!(error = %e, "could not record an event");
+        }
+    }
+
+    /// One policy request. With `wait`, a long-poll. Returns whether the policy changed.
+    pub async fn poll_policy(&self, wait: Option<Duration>) -> Result<bool, AgentError> {
+        let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
+        let token = self.credentials(Some(&record)).load().await?;
+        let client = sync::Client::new(&record.server_url)?;
+        let (_, current) = self.effective_policy().await?;
+        match client.poll_policy(&token, current.etag.as_deref(), wait).await? {
+            PolicyPoll::NotModified => Ok(false),
+            PolicyPoll::Changed(signed) if Some(&signed.etag) == current.etag.as_ref() => Ok(false),
+            PolicyPoll::Changed(signed) => self.apply_server_policy(*signed).await.map(|()| true),
+        }
+    }
+
+    /// `tandem sync`: run the checks, deliver everything queued, fetch the policy.
+    pub async fn sync_now(&self) -> Result<AgentState, AgentError> {
+        if self.enrollment().await?.is_none() {
+            return Err(AgentError::NotEnrolled);
+        }
+        self.check_now().await?;
+        self.flush_outbox().await?;
+        let polled = self.poll_policy(None).await;
+        self.after_sync(&polled).await;
+        polled?;
+        Ok(self.state())
+    }
+
+    /// Asks the running scheduler for a check run now (the tray's "Check now").
+    pub fn request_check(&self) {
+        self.inner.check_requested.notify_one();
+    }
+
+    /// Drives the agent until `shutdown` is cancelled: checks on their interval and on
+    /// request, reports on theirs, and a policy long-poll kept open to the server.
     pub async fn run(&self, shutdown: CancellationToken) {
-        shutdown.cancelled().await;
+        tokio::join!(
+            shutdown.run_until_cancelled(self.check_loop()),
+            shutdown.run_until_cancelled(self.report_loop()),
+            shutdown.run_until_cancelled(self.policy_loop()),
+        );
+        self.inner.store.close().await;
+    }
+
+    async fn check_loop(&self) {
+        loop {
+            if let Err(e) = self.check_now().await {
+                tracing::warn!(error = %e, "check run incomplete");
+            }
+            let minutes = self.effective_policy().await.map(|(p, _)| p.intervals.check_minutes).unwrap_or(60);
+            let period = jittered(Duration::from_secs(u64::from(minutes) * 60));
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                () = self.inner.check_requested.notified() => {}
+            }
+        }
+    }
+
+    async fn report_loop(&self) {
+        let mut failures = 0u32;
+        loop {
+            let wait = match self.flush_outbox().await {
+                Ok(_) | Err(AgentError::NotEnrolled) => {
+                    failures = 0;
+                    let minutes = self.effective_policy().await.map(|(p, _)| p.intervals.report_minutes).unwrap_or(15);
+                    Some(jittered(Duration::from_secs(u64::from(minutes) * 60)))
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, attempt = failures, "report delivery failed; will retry");
+                    Some(backoff(failures))
+                }
+            };
+            let timer = tokio::time::sleep(wait.unwrap_or(BACKOFF_MAX));
+            tokio::pin!(timer);
+            tokio::select! {
+                () = &mut timer => {
+                    // The heartbeat: the server hears from every device on the report interval.
+                    if failures == 0 {
+                        if let Err(e) = self.queue_heartbeat().await {
+                            tracing::warn!(error = %e, "could not queue a report");
+                        }
+                    }
+                }
+                () = self.inner.flush_requested.notified() => {}
+            }
+        }
+    }
+
+    async fn policy_loop(&self) {
+        let mut failures = 0u32;
+        loop {
+            match self.poll_policy(Some(POLICY_WAIT)).await {
+                Ok(_) => failures = 0,
+                Err(AgentError::NotEnrolled) => {
+                    self.inner.enrolled.notified().await;
+                    continue;
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, attempt = failures, "policy poll failed; will retry");
+                    let failed = Err::<(), _>(e);
+                    self.after_sync(&failed).await;
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with full jitter, capped: 1 s, 2 s, 4 s … up to five minutes.
+fn backoff(failures: u32) -> Duration {
+    let ceiling = Duration::from_secs(1u64 << failures.min(9)).min(BACKOFF_MAX);
+    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms))
+}
+
+/// Spreads periodic work by ±10 % so a fleet does not report in lockstep.
+fn jittered(period: Duration) -> Duration {
+    let ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(10);
+    Duration::from_millis(rand::thread_rng().gen_range(ms * 9 / 10..=ms * 11 / 10))
+}
+
+/// The server URL as stored: without a trailing slash.
+fn client_base(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_secs(2));
+        for n in 1..50 {
+            assert!(backoff(n) <= BACKOFF_MAX);
+        }
+        assert!(backoff(20) >= BACKOFF_MAX / 2);
     }
 }

@@ -1,1 +1,250 @@
-fn main() {}
+//! `tandem`: the agent's headless face — check, status, enrol, sync, run, diagnose.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use tandem_agent::{Agent, AgentConfig, CredentialStoreKind};
+use tandem_checks::{Bundle, CheckContext, RealHost, RecordingHost, ReplayHost};
+use tandem_proto::CheckResult;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "tandem", version, about = "Tandem security-posture agent (command line)")]
+struct Cli {
+    /// Where the agent keeps its state (default: the user's data dir + `tandem`).
+    #[arg(long, global = true, env = "TANDEM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where the device token is kept: `keyring` (the OS keyring) or `file` (0600 file in the
+    /// data dir, for headless machines and services). Default: as chosen at enrolment.
+    #[arg(long, global = true, env = "TANDEM_CREDENTIAL_STORE")]
+    credential_store: Option<CredentialStoreKind>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the checks and print the results.
+    Check {
+        #[arg(long)]
+        json: bool,
+        /// Evaluate a support bundle instead of the live machine.
+        #[arg(long, value_name = "FILE")]
+        replay: Option<PathBuf>,
+    },
+    /// Show enrolment, last sync, policy in force and the outbox.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enrol this device with a Tandem server.
+    Enroll {
+        #[arg(long)]
+        server: String,
+        #[arg(long, env = "TANDEM_ENROLL_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+    /// Run the checks and send a report now, then fetch the policy.
+    Sync,
+    /// Run the agent in the foreground until SIGTERM or Ctrl-C.
+    Run,
+    /// Write a support bundle of everything the checks read.
+    Diagnose {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tandem: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tandem: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_log_filter(command: &Command) -> &'static str {
+    match command {
+        Command::Run => "info",
+        _ => "warn",
+    }
+}
+
+fn config(cli: &Cli) -> AgentConfig {
+    let mut config = AgentConfig::from_env();
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if cli.credential_store.is_some() {
+        config.credential_store = cli.credential_store;
+    }
+    config
+}
+
+async fn open(cli: &Cli) -> anyhow::Result<Agent> {
+    let config = config(cli);
+    let dir = config.data_dir.display().to_string();
+    Agent::open(config).await.with_context(|| format!("cannot open the agent state in {dir}"))
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Check { json, replay } => {
+            let (device, results) = match replay {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let bundle = Bundle::from_json(&text).with_context(|| format!("cannot use {}", path.display()))?;
+                    let ctx = CheckContext { policy: bundle.policy.clone().unwrap_or_default() };
+                    let device = tandem_checks::inventory::device_info(&bundle.os);
+                    let host = ReplayHost::new(bundle);
+                    (device, tandem_checks::run_checks(&host, &ctx).await)
+                }
+                None => {
+                    let agent = open(&cli).await?;
+                    let (policy, _) = agent.effective_policy().await?;
+                    let host = RealHost::new();
+                    let device = tandem_checks::inventory::device_info(tandem_checks::Host::os(&host));
+                    (device, tandem_checks::run_checks(&host, &CheckContext { policy }).await)
+                }
+            };
+            if *json {
+                print_json(&serde_json::json!({ "device": device, "results": results }))?;
+            } else {
+                print_table(&results)?;
+            }
+        }
+        Command::Status { json } => {
+            let agent = open(&cli).await?;
+            let state = agent.state();
+            if *json {
+                let mut value = serde_json::to_value(&state)?;
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("enrolled".into(), state.enrollment.is_some().into());
+                    map.insert("tray_state".into(), state.tray_state().as_str().into());
+                    map.insert("data_dir".into(), agent.data_dir().display().to_string().into());
+                }
+                print_json(&value)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                match &state.enrollment {
+                    Some(e) => writeln!(out, "Enrolled:    yes, device {} at {}", e.device_id, e.server_url)?,
+                    None => writeln!(out, "Enrolled:    no")?,
+                }
+                let never = || "never".to_owned();
+                writeln!(out, "Last sync:   {}", state.last_sync_at.map_or_else(never, |t| t.to_rfc3339()))?;
+                if let Some(err) = &state.last_sync_error {
+                    writeln!(out, "Sync error:  {err}")?;
+                }
+                let version = state.policy.version.map_or_else(|| "built-in defaults".into(), |v| format!("version {v}"));
+                writeln!(out, "Policy:      {version}")?;
+                writeln!(out, "Outbox:      {} report(s) waiting", state.outbox_len)?;
+                writeln!(out, "State:       {}", state.tray_state().as_str())?;
+            }
+        }
+        Command::Enroll { server, secret } => {
+            let agent = open(&cli).await?;
+            let enrollment = agent.enroll(server, secret).await.context("enrolment failed")?;
+            println!("enrolled as device {} at {}", enrollment.device_id, enrollment.server_url);
+            // A first report and the policy right away, so IT sees the device at once. The
+            // enrolment itself has succeeded even if this does not.
+            if let Err(e) = agent.sync_now().await {
+                eprintln!("tandem: enrolled, but the first sync failed: {e}");
+            }
+        }
+        Command::Sync => {
+            let agent = open(&cli).await?;
+            let state = agent.sync_now().await.context("sync failed")?;
+            println!(
+                "synced: {} result(s) sent, policy {}, {} report(s) still queued",
+                state.results.len(),
+                state.policy.version.map_or_else(|| "built-in".to_owned(), |v| format!("version {v}")),
+                state.outbox_len
+            );
+        }
+        Command::Run => {
+            let agent = open(&cli).await?;
+            let shutdown = CancellationToken::new();
+            let signal = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_termination().await;
+                tracing::info!("stopping");
+                signal.cancel();
+            });
+            tracing::info!(data_dir = %agent.data_dir().display(), "tandem agent running");
+            agent.run(shutdown).await;
+        }
+        Command::Diagnose { out } => {
+            let agent = open(&cli).await?;
+            let (policy, _) = agent.effective_policy().await?;
+            let host = RecordingHost::new(RealHost::new());
+            let results = tandem_checks::run_checks(&host, &CheckContext { policy: policy.clone() }).await;
+            let mut bundle = host.bundle();
+            bundle.policy = Some(policy);
+            let text = serde_json::to_string_pretty(&bundle)?;
+            std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!("wrote {} ({} checks, {} commands recorded)", out.display(), results.len(), bundle.commands.len());
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print_table(results: &[CheckResult]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let width = results.iter().map(|r| r.id.title().len()).max().unwrap_or(5).max(5);
+    writeln!(out, "{:<width$}  {:<14}  SUMMARY", "CHECK", "STATUS")?;
+    for r in results {
+        writeln!(out, "{:<width$}  {:<14}  {}", r.id.title(), r.status.as_str(), r.summary)?;
+    }
+    if results.is_empty() {
+        bail!("no checks are enabled by the policy in force");
+    }
+    Ok(())
+}

@@ -1,1 +1,213 @@
-fn main() {}
+//! `tandem-server`: the command line around the `tandem_server` library.
+//!
+//! Commands that hand out a secret print it alone on the last line of stdout, so scripts can
+//! take it with `tail -n 1`; logs go to stderr.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tandem_server::config::{default_data_dir, sqlite_url_in, DEFAULT_LISTEN};
+use tandem_server::{App, Config, EnrollSecretOptions, PutPolicyOutcome, Role};
+
+#[derive(Debug, Parser)]
+#[command(name = "tandem-server", version, about = "Tandem server: enrolment, reports, policy push")]
+struct Cli {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    /// Database URL: sqlite://PATH. Default: a SQLite file in the data dir.
+    #[arg(long, global = true, env = "TANDEM_SERVER_DATABASE", value_name = "URL")]
+    database: Option<String>,
+    /// Where the default SQLite database lives.
+    /// Default: $XDG_DATA_HOME/tandem-server or ~/.local/share/tandem-server.
+    #[arg(long, global = true, env = "TANDEM_SERVER_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DatabaseArgs {
+    /// The database URL to use, creating the data dir when the default file lives there.
+    fn url(&self) -> Result<String> {
+        if let Some(url) = &self.database {
+            return Ok(url.clone());
+        }
+        let dir = match &self.data_dir {
+            Some(dir) => dir.clone(),
+            None => default_data_dir()
+                .context("no data dir: set --data-dir, TANDEM_SERVER_DATA_DIR or HOME")?,
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("could not create the data dir {}", dir.display()))?;
+        Ok(sqlite_url_in(&dir))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the agent and admin APIs.
+    Serve {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, env = "TANDEM_SERVER_LISTEN", default_value_t = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+    },
+    /// Manage enrolment secrets.
+    #[command(subcommand)]
+    EnrollSecret(EnrollSecretCommand),
+    /// Manage admin API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage group policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EnrollSecretCommand {
+    /// Create a secret; it is printed alone on the last line.
+    Create {
+        /// The group that devices enrolled with this secret join (created when missing).
+        #[arg(long, default_value = "default")]
+        group: String,
+        #[arg(long, value_name = "N")]
+        expires_in_days: Option<u32>,
+        #[arg(long, value_name = "N")]
+        max_uses: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Viewer,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token; it is printed alone on the last line.
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A label for people reading the audit log.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file and store it as the group's next version.
+    Push {
+        #[arg(long)]
+        group: String,
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let url = cli.db.url()?;
+    let mut config = Config::new(url);
+    match cli.command {
+        Command::Serve { listen } => {
+            config.listen = listen;
+            tandem_server::serve(config, shutdown_signal()).await?;
+        }
+        Command::EnrollSecret(EnrollSecretCommand::Create { group, expires_in_days, max_uses }) => {
+            let app = open(&config).await?;
+            let options = EnrollSecretOptions {
+                group,
+                expires_in: expires_in_days.map(|d| chrono::Duration::days(d.into())),
+                max_uses,
+            };
+            let secret = app.create_enroll_secret(&options).await?;
+            let expiry = expires_in_days.map_or("never".to_owned(), |d| format!("in {d} days"));
+            let uses = max_uses.map_or("unlimited".to_owned(), |n| n.to_string());
+            println!("enrolment secret for group {} (expires: {expiry}; uses: {uses}):", options.group);
+            println!("{secret}");
+        }
+        Command::Token(TokenCommand::Create { role, name }) => {
+            let app = open(&config).await?;
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Viewer => Role::Viewer,
+            };
+            let token = app.create_api_token(role, &name).await?;
+            println!("API token {name:?} with role {}:", role.as_str());
+            println!("{token}");
+        }
+        Command::Policy(PolicyCommand::Push { group, file }) => {
+            let app = open(&config).await?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("could not read {}", file.display()))?;
+            let body: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let outcome = app.push_policy(&group, body, "cli").await?;
+            let (p, note) = match &outcome {
+                PutPolicyOutcome::Created(p) => (p, ""),
+                PutPolicyOutcome::Unchanged(p) => (p, " (unchanged)"),
+            };
+            println!("group {} version {} etag {}{note}", p.group, p.version, p.etag);
+        }
+    }
+    Ok(())
+}
+
+async fn open(config: &Config) -> Result<App> {
+    if config.database_url.is_empty() {
+        bail!("the database URL is empty");
+    }
+    // The URL is not repeated: a PostgreSQL URL may carry a password.
+    App::open(config).await.context("could not open the database")
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one (systemd, containers).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "could not listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate() => {}
+    }
+}
+
+#[cfg(unix)]
+async fn terminate() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not listen for SIGTERM");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminate() {
+    std::future::pending::<()>().await;
+}

@@ -1,0 +1,207 @@
+//! The HTTP client for the v1 agent protocol: enrol, deliver reports, long-poll policy.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tandem_proto::v1::{self, EnrollRequest, EnrollResponse, Problem, ReportAck, SignedPolicy};
+use url::Url;
+
+use crate::credentials::DeviceToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("invalid server URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("cannot reach the server: {0}")]
+    Network(String),
+    #[error("the server no longer knows this device; enrol it again with `tandem enroll`")]
+    EnrollAgain,
+    #[error("the server refused the enrolment secret: {0}")]
+    BadSecret(String),
+    #[error("the server answered {status}: {detail}")]
+    Server { status: u16, detail: String },
+    #[error("the server sent a malformed answer: {0}")]
+    Malformed(String),
+}
+
+impl SyncError {
+    /// Errors after which retrying later can succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Network(_) => true,
+            SyncError::Server { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// The outcome of one policy request.
+#[derive(Debug)]
+pub enum PolicyPoll {
+    Changed(Box<SignedPolicy>),
+    NotModified,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+}
+
+/// Plain HTTP is refused except to this machine: a device token must not cross a network
+/// in clear text.
+pub fn parse_server_url(url: &str) -> Result<Url, SyncError> {
+    let bad = |reason: &str| SyncError::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
+    let parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" => {
+            let loopback = match parsed.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if loopback {
+                Ok(parsed)
+            } else {
+                Err(bad("plain http is allowed only to this machine (localhost); use https"))
+            }
+        }
+        _ => Err(bad("the scheme must be https")),
+    }
+}
+
+impl Client {
+    pub fn new(server_url: &str) -> Result<Client, SyncError> {
+        let base = parse_server_url(server_url)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("tandem-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        Ok(Client { http, base })
+    }
+
+    fn url(&self, path: &str) -> Result<Url, SyncError> {
+        self.base.join(path).map_err(|e| SyncError::BadUrl { url: path.to_owned(), reason: e.to_string() })
+    }
+
+    pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, SyncError> {
+        let resp = self
+            .http
+            .post(self.url(v1::PATH_ENROLL)?)
+            .timeout(Duration::from_secs(30))
+            .json(request)
+            .send()
+            .await
+            .map_err(network)?;
+        if resp.status().is_success() {
+            return resp.json().await.map_err(|e| SyncError::Malformed(e.to_string()));
+        }
+        Err(match problem_of(resp).await {
+            (_, Some(p)) if p.kind == v1::problem::BAD_ENROLL_SECRET => {
+                SyncError::BadSecret(p.detail.unwrap_or(p.title))
+            }
+            (status, p) => server_error(status, p),
+        })
+    }
+
+    /// Sends one report body (already serialized, as stored in the outbox).
+    pub async fn send_report(&self, token: &DeviceToken, body: &str) -> Result<ReportAck, SyncError> {
+        let resp = self
+            .http
+            .post(self.url(v1::PATH_REPORTS)?)
+            .timeout(Duration::from_secs(30))
+            .bearer_auth(token.expose())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(network)?;
+        if resp.status().is_success() {
+            return resp.json().await.map_err(|e| SyncError::Malformed(e.to_string()));
+        }
+        Err(classify(resp).await)
+    }
+
+    /// Fetches the device's policy; with `wait`, the server holds the request until the
+    /// policy differs from `etag` or the wait ends.
+    pub async fn poll_policy(
+        &self,
+        token: &DeviceToken,
+        etag: Option<&str>,
+        wait: Option<Duration>,
+    ) -> Result<PolicyPoll, SyncError> {
+        let mut url = self.url(v1::PATH_POLICY)?;
+        if let Some(wait) = wait {
+            url.query_pairs_mut().append_pair("wait", &wait.as_secs().to_string());
+        }
+        let mut req = self
+            .http
+            .get(url)
+            .bearer_auth(token.expose())
+            .timeout(wait.unwrap_or_default() + Duration::from_secs(30));
+        if let Some(etag) = etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, format!("\"{etag}\""));
+        }
+        let resp = req.send().await.map_err(network)?;
+        if resp.status() == StatusCode::NOT_MODIFIED {
+            return Ok(PolicyPoll::NotModified);
+        }
+        if resp.status().is_success() {
+            let signed: SignedPolicy = resp.json().await.map_err(|e| SyncError::Malformed(e.to_string()))?;
+            return Ok(PolicyPoll::Changed(Box::new(signed)));
+        }
+        Err(classify(resp).await)
+    }
+}
+
+fn network(e: reqwest::Error) -> SyncError {
+    // reqwest's Display omits the underlying cause ("connection refused"); include it once.
+    let mut msg = e.to_string();
+    if let Some(source) = std::error::Error::source(&e) {
+        let s = source.to_string();
+        if !msg.contains(&s) {
+            msg = format!("{msg}: {s}");
+        }
+    }
+    SyncError::Network(msg)
+}
+
+async fn problem_of(resp: reqwest::Response) -> (StatusCode, Option<Problem>) {
+    let status = resp.status();
+    let problem = resp.json::<Problem>().await.ok();
+    (status, problem)
+}
+
+fn server_error(status: StatusCode, problem: Option<Problem>) -> SyncError {
+    let detail = problem
+        .map(|p| p.detail.unwrap_or(p.title))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    SyncError::Server { status: status.as_u16(), detail }
+}
+
+async fn classify(resp: reqwest::Response) -> SyncError {
+    match problem_of(resp).await {
+        (StatusCode::UNAUTHORIZED, Some(p)) if p.kind == v1::problem::ENROLL_AGAIN => SyncError::EnrollAgain,
+        (status, p) => server_error(status, p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert!(parse_server_url("http://127.0.0.1:8080").is_ok());
+        assert!(parse_server_url("http://localhost:8080/").is_ok());
+        assert!(parse_server_url("http://[::1]:8080/").is_ok());
+        assert!(parse_server_url("https://tandem.example.com").is_ok());
+        assert!(parse_server_url("http://tandem.example.com").is_err());
+        assert!(parse_server_url("http://10.0.0.5").is_err());
+        assert!(parse_server_url("ftp://example.com").is_err());
+        assert!(parse_server_url("not a url").is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! The checks, one module each.
+
+pub mod os_updates;

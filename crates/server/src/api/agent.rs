@@ -1,0 +1,200 @@
+//! The agent API: enrolment, reports, the policy long-poll and identity facts.
+//!
+//! Everything a device sends is untrusted: it is bounded by `validate`, stored verbatim and
+//! only ever attached to the device its token belongs to.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use tandem_proto::v1::{
+    EnrollRequest, EnrollResponse, IdentityFacts, ReportAck, StatusReport,
+};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiQuery, DeviceAuth, RawJson};
+use super::{validate, SharedState};
+use crate::keys::{hash_secret, new_secret};
+use crate::policy;
+use crate::store::{EnrollOutcome, IngestOutcome, NewDevice, NewReport, StoredPolicy, DEFAULT_GROUP};
+
+/// `POST /api/v1/enroll`.
+pub async fn enroll(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
+    validate::enroll(&req)?;
+    let token = new_secret();
+    let now = state.clock.now();
+    let new = NewDevice {
+        candidate_id: Uuid::now_v7(),
+        token_hash: hash_secret(&token),
+        device: req.device,
+        user: req.user,
+        now,
+    };
+    match state.store.enroll(&hash_secret(&req.enroll_secret), &new).await? {
+        EnrollOutcome::BadSecret => Err(ApiError::BadEnrollSecret),
+        EnrollOutcome::Enrolled { device_id, group } => {
+            tracing::info!(%device_id, %group, "device enrolled");
+            Ok((
+                StatusCode::CREATED,
+                Json(EnrollResponse {
+                    device_id,
+                    device_token: token,
+                    policy_signing_key: state.signer.public_key_base64(),
+                    server_time: now,
+                }),
+            ))
+        }
+    }
+}
+
+/// `POST /api/v1/agent/reports`: 202 when stored, 200 for a replay of a stored report.
+pub async fn report(
+    State(state): State<SharedState>,
+    DeviceAuth(device): DeviceAuth,
+    body: RawJson<StatusReport>,
+) -> Result<(StatusCode, Json<ReportAck>), ApiError> {
+    let now = state.clock.now();
+    validate::report(&body.value, now)?;
+    let outcome = state
+        .store
+        .ingest_report(NewReport {
+            device_id: device.id,
+            report: &body.value,
+            raw: &body.raw,
+            received_at: now,
+        })
+        .await?;
+    let status = match outcome {
+        IngestOutcome::Stored => StatusCode::ACCEPTED,
+        IngestOutcome::Replayed => StatusCode::OK,
+    };
+    let effective = policy::effective(&*state.store, &device.group).await?;
+    Ok((status, Json(ReportAck { policy_etag: effective.etag })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PolicyQuery {
+    /// Seconds to hold the request while the agent's policy is current.
+    #[serde(default)]
+    wait: u64,
+}
+
+/// The etags an `If-None-Match` header names.
+enum Known {
+    Nothing,
+    Any,
+    Tags(Vec<String>),
+}
+
+impl Known {
+    fn from_headers(headers: &HeaderMap) -> Known {
+        let mut tags = Vec::new();
+        for value in headers.get_all(header::IF_NONE_MATCH) {
+            let Ok(value) = value.to_str() else { continue };
+            for tag in value.split(',') {
+                let tag = tag.trim();
+                if tag == "*" {
+                    return Known::Any;
+                }
+                // Weak and unquoted tags are accepted: comparison is on the opaque value.
+                let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+                if !tag.is_empty() {
+                    tags.push(tag.to_owned());
+                }
+            }
+        }
+        if tags.is_empty() {
+            Known::Nothing
+        } else {
+            Known::Tags(tags)
+        }
+    }
+
+    fn matches(&self, etag: &str) -> bool {
+        match self {
+            Known::Nothing => false,
+            Known::Any => true,
+            Known::Tags(tags) => tags.iter().any(|t| t == etag),
+        }
+    }
+}
+
+fn etag_header(etag: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::try_from(format!("\"{etag}\"")).map_err(|e| ApiError::Internal(Box::new(e)))
+}
+
+fn not_modified(current: &StoredPolicy) -> Result<Response, ApiError> {
+    Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header(&current.etag)?)]).into_response())
+}
+
+/// Waits for the next version published for the group `rx` follows. A closed channel never
+/// reports anything again, so it waits forever (the deadline still ends the wait).
+async fn next_version(rx: &mut Option<watch::Receiver<i64>>) {
+    match rx {
+        Some(rx) if rx.changed().await.is_ok() => {}
+        _ => std::future::pending().await,
+    }
+}
+
+/// `GET /api/v1/agent/policy?wait=N` with `If-None-Match`: the signed effective policy at
+/// once when the agent's copy is stale, else held until it changes (200) or `N` seconds
+/// pass (304).
+pub async fn policy(
+    State(state): State<SharedState>,
+    DeviceAuth(device): DeviceAuth,
+    ApiQuery(query): ApiQuery<PolicyQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let known = Known::from_headers(&headers);
+    let wait = Duration::from_secs(query.wait).min(state.max_long_poll);
+    let deadline = Instant::now() + wait;
+    // Subscribing before the first read means a version stored in between still wakes us.
+    // A device follows its own group and, while that group has no policy, the default one.
+    let mut own = Some(state.hub.subscribe(&device.group));
+    let mut fallback = (device.group != DEFAULT_GROUP).then(|| state.hub.subscribe(DEFAULT_GROUP));
+    let mut parked = None;
+    loop {
+        let current = policy::effective(&*state.store, &device.group).await?;
+        if !known.matches(&current.etag) {
+            // Which version a device holds is for the admin's view only; failing to note it
+            // must not cost the device its policy.
+            if let Err(e) = state.store.record_policy_delivered(device.id, current.version).await
+            {
+                tracing::warn!(device_id = %device.id, error = %e, "could not record policy delivery");
+            }
+            let signed = policy::sign(&state.signer, &current);
+            return Ok((
+                StatusCode::OK,
+                [(header::ETAG, etag_header(&current.etag)?)],
+                Json(signed),
+            )
+                .into_response());
+        }
+        if wait.is_zero() {
+            return not_modified(&current);
+        }
+        if parked.is_none() {
+            parked = Some(state.hub.park());
+        }
+        tokio::select! {
+            () = next_version(&mut own) => {}
+            () = next_version(&mut fallback) => {}
+            () = tokio::time::sleep_until(deadline) => return not_modified(&current),
+            () = state.shutdown.cancelled() => return not_modified(&current),
+        }
+    }
+}
+
+/// `GET /api/v1/agent/identity`. Identity sources arrive later; until then nothing is known.
+pub async fn identity(DeviceAuth(_device): DeviceAuth) -> Json<IdentityFacts> {
+    Json(IdentityFacts::default())
+}

@@ -1,0 +1,160 @@
+//! Request extractors that fail with `ApiError` (problem+json) instead of axum's plain-text
+//! rejections: JSON bodies, query strings, device tokens and API tokens.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use super::error::ApiError;
+use super::SharedState;
+use crate::keys::hash_secret;
+use crate::store::{AuthedApiToken, AuthedDevice, Role};
+
+/// A JSON body, parsed with problem+json errors: syntax errors are 400, well-formed JSON of
+/// the wrong shape is 422, a body over the route's limit is 413.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+/// Like [`ApiJson`], also keeping the body's text exactly as received.
+#[derive(Debug)]
+pub struct RawJson<T> {
+    pub value: T,
+    pub raw: String,
+}
+
+impl<S, T> FromRequest<S> for RawJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        require_json(req.headers())?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
+        let raw = String::from_utf8(bytes.into())
+            .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
+        let value = serde_json::from_str(&raw).map_err(|e| match e.classify() {
+            Category::Data => ApiError::Unprocessable(format!("invalid request body: {e}")),
+            Category::Io | Category::Syntax | Category::Eof => {
+                ApiError::BadRequest(format!("malformed JSON: {e}"))
+            }
+        })?;
+        Ok(RawJson { value, raw })
+    }
+}
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        RawJson::from_request(req, state).await.map(|json| ApiJson(json.value))
+    }
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let essence = content_type.map(|ct| ct.split(';').next().unwrap_or_default().trim());
+    match essence {
+        Some(ct) if ct.eq_ignore_ascii_case("application/json") => Ok(()),
+        Some(ct) if ct.to_ascii_lowercase().ends_with("+json") => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())),
+    }
+}
+
+/// A query string, rejected with a 400 problem when it does not parse.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Query::try_from_uri(&parts.uri)
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let missing = || ApiError::Unauthorized("expected an `Authorization: Bearer` header".into());
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(missing)?;
+    let value = value.to_str().map_err(|_| missing())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(missing());
+    }
+    Ok(token)
+}
+
+/// The enrolled device a request's bearer token belongs to. An unknown or revoked token is
+/// answered with the problem type that tells the agent to enrol again.
+#[derive(Debug)]
+pub struct DeviceAuth(pub AuthedDevice);
+
+impl FromRequestParts<SharedState> for DeviceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)?;
+        let device = state.store.device_by_token(&hash_secret(token)).await?;
+        device.map(DeviceAuth).ok_or(ApiError::EnrollAgain)
+    }
+}
+
+/// The API token a request to the admin API carries.
+#[derive(Debug)]
+pub struct AdminAuth(pub AuthedApiToken);
+
+impl AdminAuth {
+    /// Fails with 403 unless the token has `role` or a stronger one.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        match (self.0.role, role) {
+            (Role::Admin, _) | (Role::Viewer, Role::Viewer) => Ok(()),
+            (Role::Viewer, Role::Admin) => {
+                Err(ApiError::Forbidden("this needs an API token with the admin role".into()))
+            }
+        }
+    }
+
+    /// How the audit trail names this token.
+    pub fn actor(&self) -> String {
+        format!("token:{}", self.0.id)
+    }
+}
+
+impl FromRequestParts<SharedState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)?;
+        let found = state.store.api_token_by_hash(&hash_secret(token)).await?;
+        found
+            .map(AdminAuth)
+            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API token".into()))
+    }
+}

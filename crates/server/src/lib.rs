@@ -1,0 +1,293 @@
+//! Tandem Server: enrols devices, ingests their status reports, and pushes signed policy to
+//! them through long-polls, with an admin API for IT.
+//!
+//! The binary is glue around this library so that tests run the real server in-process:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tandem_server::ServerError> {
+//! let mut config = tandem_server::Config::new("sqlite:///tmp/tandem.db");
+//! config.listen = "127.0.0.1:0".parse().unwrap_or(config.listen);
+//! let app = tandem_server::App::open(&config).await?;
+//! let secret = app.create_enroll_secret(&Default::default()).await?;
+//! let server = app.bind(config.listen).await?;
+//! println!("{} {secret}", server.url());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Decisions worth knowing:
+//! - A machine that enrols again (same `machine_id`) keeps its device id and history; its
+//!   earlier tokens are revoked and it moves to the group of the secret it used.
+//! - `report_id` is unique per device: a replay from the same device answers 200 and writes
+//!   nothing; the same id from another device cannot suppress that device's report.
+//! - Policy changes made in this process wake its long-polls at once through [`hub`]; changes
+//!   made elsewhere (the `policy push` command, another replica) arrive through the store's
+//!   change feed (SQLite: polled every second).
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use chrono::Duration as TimeDelta;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use uuid::Uuid;
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod hub;
+pub mod keys;
+pub mod policy;
+pub mod store;
+
+pub use clock::{Clock, SystemClock};
+pub use config::Config;
+pub use store::{PutPolicyOutcome, Role, Store, StoreError};
+
+use api::{AppState, SharedState};
+use hub::PolicyHub;
+use keys::{hash_secret, new_secret, PolicySigner};
+use policy::PushPolicyError;
+use store::{NewApiToken, NewEnrollSecret, DEFAULT_GROUP};
+
+/// Failures of the library's entry points; the API has its own `ApiError`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("could not listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// Options of a new enrolment secret.
+#[derive(Debug, Clone)]
+pub struct EnrollSecretOptions {
+    /// The group devices enrolled with this secret join; created when missing.
+    pub group: String,
+    pub expires_in: Option<TimeDelta>,
+    pub max_uses: Option<u32>,
+}
+
+impl Default for EnrollSecretOptions {
+    fn default() -> Self {
+        EnrollSecretOptions { group: DEFAULT_GROUP.to_owned(), expires_in: None, max_uses: None }
+    }
+}
+
+/// An opened server: database migrated, signing key loaded. Serve it with [`App::bind`] or
+/// use its admin operations directly (the CLI does).
+#[derive(Clone)]
+pub struct App {
+    state: SharedState,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("backend", &self.state.store.backend()).finish()
+    }
+}
+
+impl App {
+    pub async fn open(config: &Config) -> Result<App, ServerError> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn open_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<App, ServerError> {
+        let store = store::open(&config.database_url, &config.store).await?;
+        let signer = PolicySigner::load_or_create(&*store, clock.now()).await?;
+        Ok(App {
+            state: Arc::new(AppState {
+                store,
+                hub: Arc::new(PolicyHub::new()),
+                signer: Arc::new(signer),
+                clock,
+                max_long_poll: config.max_long_poll,
+                shutdown: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// The axum router, for callers that serve it themselves.
+    pub fn router(&self) -> Router {
+        api::router(Arc::clone(&self.state))
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.state.store
+    }
+
+    pub fn hub(&self) -> &Arc<PolicyHub> {
+        &self.state.hub
+    }
+
+    /// The Ed25519 public key agents pin, base64 standard.
+    pub fn policy_signing_key(&self) -> String {
+        self.state.signer.public_key_base64()
+    }
+
+    /// Creates an enrolment secret and returns it; only its hash is stored.
+    pub async fn create_enroll_secret(
+        &self,
+        options: &EnrollSecretOptions,
+    ) -> Result<String, ServerError> {
+        policy::check_group_name(&options.group).map_err(ServerError::InvalidArgument)?;
+        if options.max_uses == Some(0) {
+            return Err(ServerError::InvalidArgument("max uses must be at least 1".into()));
+        }
+        let now = self.state.clock.now();
+        let expires_at = match options.expires_in {
+            Some(d) if d <= TimeDelta::zero() => {
+                return Err(ServerError::InvalidArgument("expiry must be in the future".into()))
+            }
+            Some(d) => Some(now.checked_add_signed(d).ok_or_else(|| {
+                ServerError::InvalidArgument("expiry is too far in the future".into())
+            })?),
+            None => None,
+        };
+        let secret = new_secret();
+        self.state
+            .store
+            .create_enroll_secret(&NewEnrollSecret {
+                id: Uuid::now_v7(),
+                hash: hash_secret(&secret),
+                group: options.group.clone(),
+                created_at: now,
+                expires_at,
+                max_uses: options.max_uses,
+            })
+            .await?;
+        Ok(secret)
+    }
+
+    /// Creates an admin API token and returns it; only its hash is stored.
+    pub async fn create_api_token(&self, role: Role, name: &str) -> Result<String, ServerError> {
+        if name.len() > 256 {
+            return Err(ServerError::InvalidArgument("token name is longer than 256 bytes".into()));
+        }
+        let token = new_secret();
+        self.state
+            .store
+            .create_api_token(&NewApiToken {
+                id: Uuid::now_v7(),
+                name: name.to_owned(),
+                role,
+                hash: hash_secret(&token),
+                created_at: self.state.clock.now(),
+            })
+            .await?;
+        Ok(token)
+    }
+
+    /// Validates and stores a policy version, waking this process's long-polls.
+    pub async fn push_policy(
+        &self,
+        group: &str,
+        body: Value,
+        actor: &str,
+    ) -> Result<PutPolicyOutcome, PushPolicyError> {
+        let s = &self.state;
+        policy::push(&*s.store, &s.hub, group, body, actor.to_owned(), s.clock.now()).await
+    }
+
+    /// Starts serving on `addr` (port 0 picks a free port) in background tasks.
+    pub async fn bind(self, addr: SocketAddr) -> Result<RunningServer, ServerError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+        let shutdown = self.state.shutdown.clone();
+
+        let store = Arc::clone(&self.state.store);
+        let hub = Arc::clone(&self.state.hub);
+        let feed_shutdown = shutdown.clone();
+        let follower = tokio::spawn(async move {
+            if let Err(e) = store.follow_policy_changes(hub, feed_shutdown).await {
+                tracing::error!(error = %e, "the policy change feed stopped");
+            }
+        });
+
+        let router = self.router();
+        let serve_shutdown = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(serve_shutdown.cancelled_owned())
+                .await
+        });
+        tracing::info!(%local_addr, backend = self.state.store.backend(), "serving");
+        Ok(RunningServer {
+            local_addr,
+            app: self,
+            server,
+            follower,
+            _cancel_on_drop: shutdown.drop_guard(),
+        })
+    }
+}
+
+/// A server serving in the background. Dropping it stops it; [`RunningServer::shutdown`]
+/// also waits until in-flight requests have finished.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    app: App,
+    server: JoinHandle<std::io::Result<()>>,
+    follower: JoinHandle<()>,
+    _cancel_on_drop: DropGuard,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://IP:PORT`, with no trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Stops accepting connections, answers parked long-polls with 304 and waits for
+    /// in-flight requests.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let RunningServer { server, follower, _cancel_on_drop, .. } = self;
+        drop(_cancel_on_drop);
+        // A task that panicked or was aborted has nothing left to wait for.
+        let _ = follower.await;
+        match server.await {
+            Ok(result) => result.map_err(ServerError::Serve),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Runs the server until `shutdown` completes. Once listening it prints exactly one line,
+/// `listening on http://IP:PORT`, to stdout: other processes read it to find the port.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let server = App::open(&config).await?.bind(config.listen).await?;
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout must not stop the server; the address is in the log as well.
+    let _ = writeln!(stdout, "listening on {}", server.url()).and_then(|()| stdout.flush());
+    drop(stdout);
+    shutdown.await;
+    tracing::info!("shutting down");
+    server.shutdown().await
+}
