@@ -1,3 +1,4 @@
 //! The one integration-test binary of `tandem-e2e`.
 
 mod desktop;
+mod skeleton;

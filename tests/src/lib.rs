@@ -2,3 +2,4 @@
 //! private desktop session (Xvfb, D-Bus, keyring, notification daemon, tray host).
 
 pub mod desktop_session;
+pub mod procs;

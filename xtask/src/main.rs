@@ -1,1 +1,53 @@
-fn main() {}
+//! `cargo xtask`: the project's own tasks. `demo` and `test` are the two set-up commands of
+//! the README: each installs what the machine lacks, then does its job.
+
+mod demo;
+mod deps;
+mod test;
+mod util;
+
+use anyhow::bail;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  demo                 build everything, start tandem-server on SQLite, enrol this machine's
+                       agent to it and start the desktop app (or `tandem run` without a display)
+  test                 install what is missing, then run every check and test
+  deps                 install the system packages and tools the build and tests need
+  ui                   build the desktop frontend (ui/dist)
+";
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        eprint!("{USAGE}");
+        bail!("no task given");
+    };
+    let rest = &args[1..];
+    match task.as_str() {
+        "demo" => demo::run(rest),
+        "test" => test::run(rest),
+        "deps" => deps::ensure_all(),
+        "ui" => deps::build_ui(),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("{USAGE}");
+            bail!("unknown task `{other}`")
+        }
+    }
+}

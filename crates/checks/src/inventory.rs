@@ -66,10 +66,9 @@ fn os_machine_id() -> Option<String> {
 
 /// The logged-in user running the agent.
 pub fn current_user() -> UserInfo {
-    let login = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default();
+    // From the OS account database, not $USER: services and `su` often leave it unset or
+    // stale.
+    let login = whoami::username();
     UserInfo { login, email: None }
 }
 

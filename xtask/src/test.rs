@@ -1,0 +1,27 @@
+//! `cargo xtask test`: everything CI runs, in the order that fails fastest.
+
+use anyhow::bail;
+
+use crate::deps;
+use crate::util::{cargo, run as run_cmd, step};
+
+pub fn run_all() -> anyhow::Result<()> {
+    step("system packages and tools", deps::ensure_all)?;
+    step("cargo fmt --check", || run_cmd(cargo().args(["fmt", "--all", "--check"])))?;
+    step("cargo clippy", || {
+        run_cmd(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
+    })?;
+    step("cargo build (all binaries)", || run_cmd(cargo().args(["build", "--workspace", "--bins", "--locked"])))?;
+    step("cargo test", || run_cmd(cargo().args(["test", "--workspace", "--locked"])))?;
+    step("frontend types match the Rust types", || {
+        run_cmd(cargo().args(["test", "-p", "tandem-proto", "--features", "ts", "--test", "ts_bindings", "--locked"]))
+    })?;
+    Ok(())
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(extra) = args.first() {
+        bail!("`cargo xtask test` takes no arguments (got `{extra}`)");
+    }
+    run_all()
+}
