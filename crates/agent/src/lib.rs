@@ -203,6 +203,12 @@ impl Agent {
         Ok((Policy::default(), PolicyState::default()))
     }
 
+    /// Everything a check run is judged against besides the machine itself.
+    pub async fn check_context(&self) -> Result<CheckContext, AgentError> {
+        let (policy, _) = self.effective_policy().await?;
+        Ok(CheckContext { policy, ..CheckContext::default() })
+    }
+
     async fn refresh_enrollment_and_policy(&self) -> Result<(), AgentError> {
         let enrollment = self.enrollment().await?.map(|r| Enrollment {
             server_url: r.server_url,
@@ -251,8 +257,7 @@ impl Agent {
     pub async fn check_now(&self) -> Result<AgentState, AgentError> {
         let _running = self.inner.check_lock.lock().await;
         self.update(|s| s.checking = true);
-        let (policy, _) = self.effective_policy().await?;
-        let ctx = CheckContext { policy };
+        let ctx = self.check_context().await?;
         let results = tandem_checks::run_checks(&self.inner.host, &ctx).await;
         let now = Utc::now();
         let outcome = async {

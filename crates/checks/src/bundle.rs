@@ -11,7 +11,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::host::{Cmd, CmdOutput, Host, HostError, OsFacts};
+use crate::host::{Cmd, CmdOutput, DbusQuery, Host, HostError, OsFacts};
 
 pub const BUNDLE_FORMAT: &str = "tandem-bundle/1";
 
@@ -41,11 +41,28 @@ pub struct Bundle {
     pub recorded_at: DateTime<Utc>,
     pub agent_version: String,
     pub os: OsFacts,
-    /// The policy the recorded run was judged against, so a replay judges the same way.
+    /// What the recorded run was judged against (policy, identity facts, first-seen
+    /// times), so a replay judges the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<tandem_proto::Policy>,
+    pub context: Option<crate::engine::CheckContext>,
     pub commands: Vec<RecordedCommand>,
     pub files: Vec<RecordedFile>,
+    #[serde(default)]
+    pub dirs: Vec<RecordedDir>,
+    #[serde(default)]
+    pub dbus: Vec<RecordedDbus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedDir {
+    pub path: String,
+    pub result: Result<Vec<String>, HostError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedDbus {
+    pub query: DbusQuery,
+    pub result: Result<serde_json::Value, HostError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +93,21 @@ pub struct RecordingHost<H> {
     started_at: DateTime<Utc>,
     commands: Mutex<Vec<RecordedCommand>>,
     files: Mutex<Vec<RecordedFile>>,
+    dirs: Mutex<Vec<RecordedDir>>,
+    dbus: Mutex<Vec<RecordedDbus>>,
 }
 
 impl<H: Host> RecordingHost<H> {
     pub fn new(inner: H) -> Self {
         let started_at = inner.now();
-        RecordingHost { inner, started_at, commands: Mutex::default(), files: Mutex::default() }
+        RecordingHost {
+            inner,
+            started_at,
+            commands: Mutex::default(),
+            files: Mutex::default(),
+            dirs: Mutex::default(),
+            dbus: Mutex::default(),
+        }
     }
 
     /// The bundle of everything read so far.
@@ -91,9 +117,11 @@ impl<H: Host> RecordingHost<H> {
             recorded_at: self.started_at,
             agent_version: env!("CARGO_PKG_VERSION").into(),
             os: self.inner.os().clone(),
-            policy: None,
+            context: None,
             commands: snapshot(&self.commands),
             files: snapshot(&self.files),
+            dirs: snapshot(&self.dirs),
+            dbus: snapshot(&self.dbus),
         }
     }
 
@@ -138,6 +166,22 @@ impl<H: Host> Host for RecordingHost<H> {
             Err(e) => (None, Some(e.clone())),
         };
         self.push_file(RecordedFile { path: path.into(), content_base64: None, modified, error });
+        result
+    }
+
+    async fn list_dir(&self, path: &str) -> Result<Vec<String>, HostError> {
+        let result = self.inner.list_dir(path).await;
+        if let Ok(mut dirs) = self.dirs.lock() {
+            dirs.push(RecordedDir { path: path.into(), result: result.clone() });
+        }
+        result
+    }
+
+    async fn dbus(&self, query: &DbusQuery) -> Result<serde_json::Value, HostError> {
+        let result = self.inner.dbus(query).await;
+        if let Ok(mut calls) = self.dbus.lock() {
+            calls.push(RecordedDbus { query: query.clone(), result: result.clone() });
+        }
         result
     }
 
@@ -195,6 +239,24 @@ impl Host for ReplayHost {
             (None, Some(e)) => Err(e.clone()),
             (None, None) => Err(not_recorded()),
         }
+    }
+
+    async fn list_dir(&self, path: &str) -> Result<Vec<String>, HostError> {
+        self.bundle
+            .dirs
+            .iter()
+            .find(|d| d.path == path)
+            .map(|d| d.result.clone())
+            .unwrap_or_else(|| Err(HostError::NotRecorded { what: path.to_owned() }))
+    }
+
+    async fn dbus(&self, query: &DbusQuery) -> Result<serde_json::Value, HostError> {
+        self.bundle
+            .dbus
+            .iter()
+            .find(|d| &d.query == query)
+            .map(|d| d.result.clone())
+            .unwrap_or_else(|| Err(HostError::NotRecorded { what: query.describe() }))
     }
 
     fn os(&self) -> &OsFacts {

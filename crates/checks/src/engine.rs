@@ -8,10 +8,17 @@ use tandem_proto::{CheckId, CheckResult, Owner, Policy, Remediation, Status};
 
 use crate::host::Host;
 
-/// What a check knows besides the machine: the policy in force and agent-kept history.
-#[derive(Debug, Clone, Default)]
+/// What a check knows besides the machine: the policy in force, what IT's identity
+/// provider says about the user, and history the agent keeps between runs.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CheckContext {
     pub policy: Policy,
+    /// MFA enrolment and password-change facts from the server, when it has them.
+    pub identity: Option<tandem_proto::v1::IdentityFacts>,
+    /// When each pending item was first seen, keyed `"<check_id>/<item>"` (for example
+    /// `"os_updates/openssl"`). Checks report these in their details; the agent keeps them.
+    pub first_seen: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
 /// One check: a probe through the [`Host`] plus a pure evaluation.
@@ -22,7 +29,7 @@ pub trait Check: Send + Sync {
 }
 
 /// What a check decided; the engine adds id, owner, timing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Outcome {
     pub status: Status,
     pub summary: String,
@@ -51,7 +58,20 @@ impl Outcome {
 
 /// Every check this build knows, in presentation order.
 pub fn registry() -> Vec<Box<dyn Check>> {
-    vec![Box::new(crate::checks::os_updates::OsUpdates)]
+    use crate::checks::*;
+    vec![
+        Box::new(os_updates::OsUpdates),
+        Box::new(mfa::Mfa),
+        Box::new(password_age::PasswordAge),
+        Box::new(password_manager::PasswordManager),
+        Box::new(firewall::Firewall),
+        Box::new(disk_encryption::DiskEncryption),
+        Box::new(screen_lock::ScreenLock),
+        Box::new(antivirus::Antivirus),
+        Box::new(auto_updates::AutoUpdates),
+        Box::new(os_supported::OsSupported),
+        Box::new(software_sources::SoftwareSources),
+    ]
 }
 
 /// A check that does not answer within this time is reported as `unknown`.

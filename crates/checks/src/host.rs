@@ -12,12 +12,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-/// Every program a probe may run. Anything else is refused before it reaches the OS.
-pub const ALLOWED_PROGRAMS: &[&str] = &[
-    "/usr/bin/apt-get",
-    "/usr/bin/apt-config",
-    "/usr/lib/update-notifier/apt-check",
-];
+/// True when some check declared `program` in its `PROGRAMS` list. Anything else is refused
+/// before it reaches the OS.
+pub fn is_allowed(program: &str) -> bool {
+    crate::checks::PROGRAMS.iter().any(|list| list.contains(&program))
+}
 
 /// Output beyond this is cut: probes read summaries, not megabytes.
 const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
@@ -71,6 +70,36 @@ pub enum HostError {
     Io { what: String, message: String },
     #[error("the recording has no answer for {what}")]
     NotRecorded { what: String },
+    #[error("{what} is not available on this platform")]
+    Unsupported { what: String },
+    #[error("D-Bus {what}: {message}")]
+    Dbus { what: String, message: String },
+}
+
+/// A named D-Bus question. Each variant is one read a probe needs, so the enum itself is the
+/// allow-list and a recording says what was asked in words. Answers are JSON values whose
+/// shape each variant documents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "query", rename_all = "snake_case")]
+pub enum DbusQuery {
+    /// PackageKit `GetUpdates(none)` on the system bus: `[{"info": u32, "package_id": s,
+    /// "summary": s}, …]`.
+    PackageKitGetUpdates,
+    /// AccountsService `User.GetPasswordExpirationPolicy` for a uid on the system bus:
+    /// `{"expiration_time": x, "last_change_time": x, "min_days_between_changes": x,
+    /// "max_days_between_changes": x, "days_to_warn": x, "days_after_expiration_until_lock": x}`.
+    AccountsPasswordPolicy { uid: u32 },
+}
+
+impl DbusQuery {
+    pub fn describe(&self) -> String {
+        match self {
+            DbusQuery::PackageKitGetUpdates => "org.freedesktop.PackageKit GetUpdates".into(),
+            DbusQuery::AccountsPasswordPolicy { uid } => {
+                format!("org.freedesktop.Accounts User{uid} GetPasswordExpirationPolicy")
+            }
+        }
+    }
 }
 
 /// Facts about the operating system itself, read once per run.
@@ -87,6 +116,13 @@ pub struct OsFacts {
     pub hostname: String,
     #[serde(default)]
     pub arch: Option<String>,
+    /// The user the agent runs as, and their home directory (per-user settings live there).
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub home: Option<String>,
 }
 
 impl OsFacts {
@@ -109,6 +145,10 @@ pub trait Host: Send + Sync {
     async fn read_file(&self, path: &str) -> Result<Vec<u8>, HostError>;
     /// Last modification time of a file, for cache ages and stamps.
     async fn modified(&self, path: &str) -> Result<DateTime<Utc>, HostError>;
+    /// Names of the entries of a directory, sorted.
+    async fn list_dir(&self, path: &str) -> Result<Vec<String>, HostError>;
+    /// Asks one of the known D-Bus questions.
+    async fn dbus(&self, query: &DbusQuery) -> Result<serde_json::Value, HostError>;
     fn os(&self) -> &OsFacts;
     /// The moment the probes run (the recording's moment on replay).
     fn now(&self) -> DateTime<Utc>;
@@ -152,7 +192,7 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(reader: Option<R>) -> Stri
 #[async_trait]
 impl Host for RealHost {
     async fn run(&self, cmd: &Cmd) -> Result<CmdOutput, HostError> {
-        if !ALLOWED_PROGRAMS.contains(&cmd.program) {
+        if !is_allowed(cmd.program) {
             return Err(HostError::NotAllowed { program: cmd.program.to_owned() });
         }
         if !Path::new(cmd.program).exists() {
@@ -193,6 +233,20 @@ impl Host for RealHost {
         let meta = tokio::fs::metadata(path).await.map_err(|e| io_error(path, &e))?;
         let modified = meta.modified().map_err(|e| io_error(path, &e))?;
         Ok(DateTime::<Utc>::from(modified))
+    }
+
+    async fn list_dir(&self, path: &str) -> Result<Vec<String>, HostError> {
+        let mut entries = tokio::fs::read_dir(path).await.map_err(|e| io_error(path, &e))?;
+        let mut names = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(|e| io_error(path, &e))? {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    async fn dbus(&self, query: &DbusQuery) -> Result<serde_json::Value, HostError> {
+        crate::platform::dbus(query).await
     }
 
     fn os(&self) -> &OsFacts {

@@ -40,6 +40,9 @@ pub fn os_facts() -> OsFacts {
         kernel: sysinfo::System::kernel_version().ok(),
         hostname: sysinfo::System::host_name().unwrap_or_default(),
         arch: Some(std::env::consts::ARCH.to_owned()),
+        user: whoami::username(),
+        uid: crate::platform::current_uid(),
+        home: dirs::home_dir().map(|h| h.display().to_string()),
     }
 }
 

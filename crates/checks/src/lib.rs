@@ -9,7 +9,8 @@ pub mod checks;
 pub mod engine;
 pub mod host;
 pub mod inventory;
+mod platform;
 
 pub use bundle::{Bundle, RecordingHost, ReplayHost};
 pub use engine::{run_checks, CheckContext};
-pub use host::{Cmd, CmdOutput, Host, HostError, OsFacts, RealHost};
+pub use host::{Cmd, CmdOutput, DbusQuery, Host, HostError, OsFacts, RealHost};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use tandem_agent::{Agent, AgentConfig, CredentialStoreKind};
-use tandem_checks::{Bundle, CheckContext, RealHost, RecordingHost, ReplayHost};
+use tandem_checks::{Bundle, RealHost, RecordingHost, ReplayHost};
 use tandem_proto::CheckResult;
 use tokio_util::sync::CancellationToken;
 
@@ -113,17 +113,17 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => {
                     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
                     let bundle = Bundle::from_json(&text).with_context(|| format!("cannot use {}", path.display()))?;
-                    let ctx = CheckContext { policy: bundle.policy.clone().unwrap_or_default() };
+                    let ctx = bundle.context.clone().unwrap_or_default();
                     let device = tandem_checks::inventory::device_info(&bundle.os);
                     let host = ReplayHost::new(bundle);
                     (device, tandem_checks::run_checks(&host, &ctx).await)
                 }
                 None => {
                     let agent = open(&cli).await?;
-                    let (policy, _) = agent.effective_policy().await?;
+                    let ctx = agent.check_context().await?;
                     let host = RealHost::new();
                     let device = tandem_checks::inventory::device_info(tandem_checks::Host::os(&host));
-                    (device, tandem_checks::run_checks(&host, &CheckContext { policy }).await)
+                    (device, tandem_checks::run_checks(&host, &ctx).await)
                 }
             };
             if *json {
@@ -194,11 +194,11 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Diagnose { out } => {
             let agent = open(&cli).await?;
-            let (policy, _) = agent.effective_policy().await?;
+            let ctx = agent.check_context().await?;
             let host = RecordingHost::new(RealHost::new());
-            let results = tandem_checks::run_checks(&host, &CheckContext { policy: policy.clone() }).await;
+            let results = tandem_checks::run_checks(&host, &ctx).await;
             let mut bundle = host.bundle();
-            bundle.policy = Some(policy);
+            bundle.context = Some(ctx);
             let text = serde_json::to_string_pretty(&bundle)?;
             std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
             eprintln!("wrote {} ({} checks, {} commands recorded)", out.display(), results.len(), bundle.commands.len());

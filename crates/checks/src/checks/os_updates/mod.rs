@@ -19,6 +19,9 @@ use crate::host::{Cmd, CmdOutput, Host, HostError};
 
 pub struct OsUpdates;
 
+/// Programs this check's probes run.
+pub const PROGRAMS: &[&str] = &["/usr/bin/apt-get"];
+
 /// What the probe read, before any judgement.
 #[derive(Debug, Clone)]
 pub struct AptProbe {
