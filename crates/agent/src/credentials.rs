@@ -46,7 +46,9 @@ impl std::str::FromStr for CredentialStoreKind {
         match s {
             "keyring" => Ok(CredentialStoreKind::Keyring),
             "file" => Ok(CredentialStoreKind::File),
-            other => Err(format!("unknown credential store `{other}` (expected `keyring` or `file`)")),
+            other => Err(format!(
+                "unknown credential store `{other}` (expected `keyring` or `file`)"
+            )),
         }
     }
 }
@@ -61,7 +63,10 @@ pub enum CredentialError {
     #[error("the OS keyring refused access to the device token: {0}")]
     Keyring(String),
     #[error("device token file {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no device token is stored; enrol this device with `tandem enroll`")]
     Missing,
 }
@@ -78,7 +83,11 @@ pub struct Credentials {
 impl Credentials {
     pub fn new(kind: CredentialStoreKind, data_dir: &Path) -> Credentials {
         let account = format!("device-token:{}", data_dir.display());
-        Credentials { kind, data_dir: data_dir.to_owned(), account }
+        Credentials {
+            kind,
+            data_dir: data_dir.to_owned(),
+            account,
+        }
     }
 
     pub fn kind(&self) -> CredentialStoreKind {
@@ -90,7 +99,12 @@ impl Credentials {
             CredentialStoreKind::File => write_token_file(&self.data_dir.join(TOKEN_FILE), token),
             CredentialStoreKind::Keyring => {
                 let (account, secret) = (self.account.clone(), token.expose().to_owned());
-                blocking(move || keyring_entry(&account)?.set_password(&secret).map_err(keyring_error)).await
+                blocking(move || {
+                    keyring_entry(&account)?
+                        .set_password(&secret)
+                        .map_err(keyring_error)
+                })
+                .await
             }
         }
     }
@@ -102,7 +116,9 @@ impl Credentials {
                 match std::fs::read_to_string(&path) {
                     Ok(s) if !s.trim().is_empty() => Ok(DeviceToken(s.trim().to_owned())),
                     Ok(_) => Err(CredentialError::Missing),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CredentialError::Missing),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Err(CredentialError::Missing)
+                    }
                     Err(source) => Err(CredentialError::File { path, source }),
                 }
             }
@@ -120,10 +136,12 @@ impl Credentials {
 
     pub async fn delete(&self) -> Result<(), CredentialError> {
         match self.kind {
-            CredentialStoreKind::File => match std::fs::remove_file(self.data_dir.join(TOKEN_FILE)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(CredentialError::File { path: self.data_dir.join(TOKEN_FILE), source: e })
-                }
+            CredentialStoreKind::File => match std::fs::remove_file(self.data_dir.join(TOKEN_FILE))
+            {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CredentialError::File {
+                    path: self.data_dir.join(TOKEN_FILE),
+                    source: e,
+                }),
                 _ => Ok(()),
             },
             CredentialStoreKind::Keyring => {
@@ -143,9 +161,11 @@ impl Credentials {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, CredentialError> + Send + 'static,
 ) -> Result<T, CredentialError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(CredentialError::Keyring(format!("keyring call aborted: {e}"))))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(CredentialError::Keyring(format!(
+            "keyring call aborted: {e}"
+        )))
+    })
 }
 
 fn keyring_entry(account: &str) -> Result<keyring::Entry, CredentialError> {
@@ -155,7 +175,9 @@ fn keyring_entry(account: &str) -> Result<keyring::Entry, CredentialError> {
 fn keyring_error(e: keyring::Error) -> CredentialError {
     match e {
         keyring::Error::PlatformFailure(inner) | keyring::Error::NoStorageAccess(inner) => {
-            CredentialError::NoKeyring { detail: inner.to_string() }
+            CredentialError::NoKeyring {
+                detail: inner.to_string(),
+            }
         }
         other => CredentialError::Keyring(other.to_string()),
     }
@@ -163,7 +185,10 @@ fn keyring_error(e: keyring::Error) -> CredentialError {
 
 fn write_token_file(path: &Path, token: &DeviceToken) -> Result<(), CredentialError> {
     use std::io::Write;
-    let err = |source| CredentialError::File { path: path.to_owned(), source };
+    let err = |source| CredentialError::File {
+        path: path.to_owned(),
+        source,
+    };
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -198,7 +223,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(TOKEN_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(TOKEN_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         c.delete().await.unwrap();

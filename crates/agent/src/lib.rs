@@ -6,6 +6,7 @@
 //! changes and call its methods; [`Agent::run`] drives the schedule until cancelled.
 
 pub mod credentials;
+pub mod nudge;
 pub mod policy;
 pub mod store;
 pub mod sync;
@@ -55,7 +56,10 @@ pub struct AgentConfig {
 
 impl AgentConfig {
     pub fn new(data_dir: PathBuf) -> AgentConfig {
-        AgentConfig { data_dir, credential_store: None }
+        AgentConfig {
+            data_dir,
+            credential_store: None,
+        }
     }
 
     /// `TANDEM_DATA_DIR` (else the user's data dir + `tandem`) and `TANDEM_CREDENTIAL_STORE`.
@@ -64,15 +68,22 @@ impl AgentConfig {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(default_data_dir);
-        let credential_store = std::env::var("TANDEM_CREDENTIAL_STORE").ok().and_then(|v| v.parse().ok());
-        AgentConfig { data_dir, credential_store }
+        let credential_store = std::env::var("TANDEM_CREDENTIAL_STORE")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        AgentConfig {
+            data_dir,
+            credential_store,
+        }
     }
 }
 
 /// The per-user data dir: `~/.local/share/tandem` on Linux, `~/Library/Application
 /// Support/tandem` on macOS, `%APPDATA%\tandem` on Windows.
 pub fn default_data_dir() -> PathBuf {
-    dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("tandem")
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("tandem")
 }
 
 /// What the store remembers about the enrolment.
@@ -125,14 +136,19 @@ pub struct Agent {
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("data_dir", &self.inner.config.data_dir).finish()
+        f.debug_struct("Agent")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish()
     }
 }
 
 impl Agent {
     pub async fn open(config: AgentConfig) -> Result<Agent, AgentError> {
         let store = Store::open(&config.data_dir).await?;
-        let mut state = AgentState { agent_version: AGENT_VERSION.into(), ..AgentState::default() };
+        let mut state = AgentState {
+            agent_version: AGENT_VERSION.into(),
+            ..AgentState::default()
+        };
         state.results = store.latest_results().await?;
         state.outbox_len = store.outbox_len().await?;
         state.last_sync_at = store.get(KEY_LAST_SYNC).await?;
@@ -206,7 +222,10 @@ impl Agent {
     /// Everything a check run is judged against besides the machine itself.
     pub async fn check_context(&self) -> Result<CheckContext, AgentError> {
         let (policy, _) = self.effective_policy().await?;
-        Ok(CheckContext { policy, ..CheckContext::default() })
+        Ok(CheckContext {
+            policy,
+            ..CheckContext::default()
+        })
     }
 
     async fn refresh_enrollment_and_policy(&self) -> Result<(), AgentError> {
@@ -237,7 +256,9 @@ impl Agent {
         // machine without a keyring does not burn an enrolment.
         credentials.delete().await?;
         let response = client.enroll(&request).await?;
-        credentials.store(&DeviceToken::new(response.device_token)).await?;
+        credentials
+            .store(&DeviceToken::new(response.device_token))
+            .await?;
         let record = EnrollmentRecord {
             server_url: client_base(server_url),
             device_id: response.device_id,
@@ -250,7 +271,11 @@ impl Agent {
         self.refresh_enrollment_and_policy().await?;
         self.inner.enrolled.notify_waiters();
         tracing::info!(device_id = %record.device_id, server = %record.server_url, "enrolled");
-        Ok(Enrollment { server_url: record.server_url, device_id: record.device_id, enrolled_at: record.enrolled_at })
+        Ok(Enrollment {
+            server_url: record.server_url,
+            device_id: record.device_id,
+            enrolled_at: record.enrolled_at,
+        })
     }
 
     /// Runs every check now, records the results and queues a report.
@@ -281,7 +306,10 @@ impl Agent {
         Ok(self.state())
     }
 
-    async fn queue_report(&self, results: Vec<tandem_proto::CheckResult>) -> Result<StatusReport, AgentError> {
+    async fn queue_report(
+        &self,
+        results: Vec<tandem_proto::CheckResult>,
+    ) -> Result<StatusReport, AgentError> {
         let inventory = tandem_checks::inventory::inventory(self.inner.host.os());
         let report = self
             .inner
@@ -371,9 +399,13 @@ impl Agent {
         match policy::verify(&signed, &record.policy_signing_key) {
             Ok(_) => {
                 let version = signed.version;
-                let stored = StoredPolicy { signed, received_at: Utc::now() };
+                let stored = StoredPolicy {
+                    signed,
+                    received_at: Utc::now(),
+                };
                 self.inner.store.put(KEY_SERVER_POLICY, &stored).await?;
-                self.push_event(EventKind::PolicyApplied, format!("version {version}")).await;
+                self.push_event(EventKind::PolicyApplied, format!("version {version}"))
+                    .await;
                 self.refresh_enrollment_and_policy().await?;
                 tracing::info!(version, "applied server policy");
                 // New intervals or thresholds: judge the machine against them now.
@@ -382,14 +414,23 @@ impl Agent {
             }
             Err(rejected) => {
                 tracing::error!(error = %rejected, version = signed.version, "rejected server policy; keeping the last good one");
-                self.push_event(EventKind::PolicyRejected, format!("version {}: {rejected}", signed.version)).await;
+                self.push_event(
+                    EventKind::PolicyRejected,
+                    format!("version {}: {rejected}", signed.version),
+                )
+                .await;
                 Err(rejected.into())
             }
         }
     }
 
     async fn push_event(&self, kind: EventKind, detail: String) {
-        let event = Event { kind, at: Utc::now(), check_id: None, detail: Some(detail) };
+        let event = Event {
+            kind,
+            at: Utc::now(),
+            check_id: None,
+            detail: Some(detail),
+        };
         if let Err(e) = self.inner.store.push_event(&event).await {
             tracing::warn!(error = %e, "could not record an event");
         }
@@ -401,7 +442,10 @@ impl Agent {
         let token = self.credentials(Some(&record)).load().await?;
         let client = sync::Client::new(&record.server_url)?;
         let (_, current) = self.effective_policy().await?;
-        match client.poll_policy(&token, current.etag.as_deref(), wait).await? {
+        match client
+            .poll_policy(&token, current.etag.as_deref(), wait)
+            .await?
+        {
             PolicyPoll::NotModified => Ok(false),
             PolicyPoll::Changed(signed) if Some(&signed.etag) == current.etag.as_ref() => Ok(false),
             PolicyPoll::Changed(signed) => self.apply_server_policy(*signed).await.map(|()| true),
@@ -442,7 +486,11 @@ impl Agent {
             if let Err(e) = self.check_now().await {
                 tracing::warn!(error = %e, "check run incomplete");
             }
-            let minutes = self.effective_policy().await.map(|(p, _)| p.intervals.check_minutes).unwrap_or(60);
+            let minutes = self
+                .effective_policy()
+                .await
+                .map(|(p, _)| p.intervals.check_minutes)
+                .unwrap_or(60);
             let period = jittered(Duration::from_secs(u64::from(minutes) * 60));
             tokio::select! {
                 () = tokio::time::sleep(period) => {}
@@ -457,7 +505,11 @@ impl Agent {
             let wait = match self.flush_outbox().await {
                 Ok(_) | Err(AgentError::NotEnrolled) => {
                     failures = 0;
-                    let minutes = self.effective_policy().await.map(|(p, _)| p.intervals.report_minutes).unwrap_or(15);
+                    let minutes = self
+                        .effective_policy()
+                        .await
+                        .map(|(p, _)| p.intervals.report_minutes)
+                        .unwrap_or(15);
                     Some(jittered(Duration::from_secs(u64::from(minutes) * 60)))
                 }
                 Err(e) => {
@@ -512,7 +564,9 @@ fn backoff(failures: u32) -> Duration {
 
 /// Spreads periodic work by ±10 % so a fleet does not report in lockstep.
 fn jittered(period: Duration) -> Duration {
-    let ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(10);
+    let ms = u64::try_from(period.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(10);
     Duration::from_millis(rand::thread_rng().gen_range(ms * 9 / 10..=ms * 11 / 10))
 }
 

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::Row;
 use tandem_proto::v1::{Event, StatusReport};
 use tandem_proto::CheckResult;
@@ -15,7 +17,10 @@ use tandem_proto::CheckResult;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("local store {path}: {source}")]
     Database { path: PathBuf, source: sqlx::Error },
     #[error("local store migration failed: {0}")]
@@ -23,7 +28,10 @@ pub enum StoreError {
     #[error("local store: {0}")]
     Query(#[from] sqlx::Error),
     #[error("local store holds malformed data under `{key}`: {source}")]
-    Malformed { key: String, source: serde_json::Error },
+    Malformed {
+        key: String,
+        source: serde_json::Error,
+    },
 }
 
 pub const STORE_FILE: &str = "agent.db";
@@ -42,7 +50,10 @@ impl std::fmt::Debug for Store {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 async fn connect(path: &Path) -> Result<SqlitePool, StoreError> {
-    let db = |source| StoreError::Database { path: path.to_owned(), source };
+    let db = |source| StoreError::Database {
+        path: path.to_owned(),
+        source,
+    };
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
         .map_err(db)?
         .create_if_missing(true)
@@ -51,7 +62,11 @@ async fn connect(path: &Path) -> Result<SqlitePool, StoreError> {
         .busy_timeout(std::time::Duration::from_secs(5));
     // Two connections: the runtime rarely does more than one thing at a time, and each
     // connection costs memory in a process that is always running.
-    let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await.map_err(db)?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .map_err(db)?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
@@ -60,26 +75,40 @@ impl Store {
     /// Opens (creating when needed) the store in `data_dir`. A file that is not a usable
     /// database is renamed to `agent.db.corrupt-<timestamp>` and a fresh one is made.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.to_owned(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
         let path = data_dir.join(STORE_FILE);
         match connect(&path).await {
             Ok(pool) => Ok(Store { pool }),
             Err(err @ (StoreError::Database { .. } | StoreError::Migrate(_))) if path.exists() => {
-                let aside = path.with_extension(format!("db.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+                let aside = path.with_extension(format!(
+                    "db.corrupt-{}",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S")
+                ));
                 tracing::error!(error = %err, moved_to = %aside.display(), "local store unusable; moving it aside and starting a new one");
-                std::fs::rename(&path, &aside).map_err(|source| StoreError::DataDir { path: path.clone(), source })?;
+                std::fs::rename(&path, &aside).map_err(|source| StoreError::DataDir {
+                    path: path.clone(),
+                    source,
+                })?;
                 for suffix in ["-wal", "-shm"] {
                     let side = PathBuf::from(format!("{}{suffix}", path.display()));
                     let _ = std::fs::remove_file(side);
                 }
-                Ok(Store { pool: connect(&path).await? })
+                Ok(Store {
+                    pool: connect(&path).await?,
+                })
             }
             Err(e) => Err(e),
         }
     }
 
     pub async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT value FROM kv WHERE key = ?").bind(key).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT value FROM kv WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
@@ -93,21 +122,35 @@ impl Store {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM kv WHERE key = ?").bind(key).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM kv WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    pub async fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+    pub async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
         match self.get_raw(key).await? {
             None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|source| StoreError::Malformed { key: key.to_owned(), source }),
+            Some(text) => {
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|source| StoreError::Malformed {
+                        key: key.to_owned(),
+                        source,
+                    })
+            }
         }
     }
 
     pub async fn put<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
-        let text = serde_json::to_string(value).map_err(|source| StoreError::Malformed { key: key.to_owned(), source })?;
+        let text = serde_json::to_string(value).map_err(|source| StoreError::Malformed {
+            key: key.to_owned(),
+            source,
+        })?;
         self.put_raw(key, &text).await
     }
 
@@ -115,14 +158,19 @@ impl Store {
     pub async fn record_results(&self, results: &[CheckResult]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for r in results {
-            let body = serde_json::to_string(r).map_err(|source| StoreError::Malformed { key: "results".into(), source })?;
-            sqlx::query("INSERT INTO results (check_id, status, observed_at, body) VALUES (?, ?, ?, ?)")
-                .bind(r.id.as_str())
-                .bind(r.status.as_str())
-                .bind(r.observed_at.to_rfc3339())
-                .bind(body)
-                .execute(&mut *tx)
-                .await?;
+            let body = serde_json::to_string(r).map_err(|source| StoreError::Malformed {
+                key: "results".into(),
+                source,
+            })?;
+            sqlx::query(
+                "INSERT INTO results (check_id, status, observed_at, body) VALUES (?, ?, ?, ?)",
+            )
+            .bind(r.id.as_str())
+            .bind(r.status.as_str())
+            .bind(r.observed_at.to_rfc3339())
+            .bind(body)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -146,8 +194,14 @@ impl Store {
     }
 
     pub async fn push_event(&self, event: &Event) -> Result<(), StoreError> {
-        let body = serde_json::to_string(event).map_err(|source| StoreError::Malformed { key: "event".into(), source })?;
-        sqlx::query("INSERT INTO pending_events (body) VALUES (?)").bind(body).execute(&self.pool).await?;
+        let body = serde_json::to_string(event).map_err(|source| StoreError::Malformed {
+            key: "event".into(),
+            source,
+        })?;
+        sqlx::query("INSERT INTO pending_events (body) VALUES (?)")
+            .bind(body)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -158,7 +212,9 @@ impl Store {
         build: impl FnOnce(Vec<Event>) -> StatusReport,
     ) -> Result<StatusReport, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query("SELECT id, body FROM pending_events ORDER BY id").fetch_all(&mut *tx).await?;
+        let rows = sqlx::query("SELECT id, body FROM pending_events ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?;
         let mut events = Vec::new();
         let mut max_id = 0i64;
         for row in rows {
@@ -168,40 +224,57 @@ impl Store {
             }
         }
         let report = build(events);
-        let body = serde_json::to_string(&report).map_err(|source| StoreError::Malformed { key: "report".into(), source })?;
+        let body = serde_json::to_string(&report).map_err(|source| StoreError::Malformed {
+            key: "report".into(),
+            source,
+        })?;
         sqlx::query("INSERT INTO outbox (report_id, created_at, body) VALUES (?, ?, ?)")
             .bind(report.report_id.to_string())
             .bind(report.sent_at.to_rfc3339())
             .bind(body)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM pending_events WHERE id <= ?").bind(max_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM pending_events WHERE id <= ?")
+            .bind(max_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(report)
     }
 
     /// Queued reports, oldest first.
     pub async fn outbox(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT report_id, body FROM outbox ORDER BY created_at, report_id LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT report_id, body FROM outbox ORDER BY created_at, report_id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     pub async fn outbox_len(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await?.get(0);
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
         Ok(u64::try_from(n).unwrap_or_default())
     }
 
     pub async fn mark_attempt(&self, report_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE report_id = ?").bind(report_id).execute(&self.pool).await?;
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE report_id = ?")
+            .bind(report_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Called only after the server acknowledged the report.
     pub async fn remove_from_outbox(&self, report_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE report_id = ?").bind(report_id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM outbox WHERE report_id = ?")
+            .bind(report_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -217,7 +290,11 @@ mod tests {
     #[tokio::test]
     async fn a_corrupted_store_is_moved_aside_and_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(STORE_FILE), b"this is not a database, it is a text file of some length").unwrap();
+        std::fs::write(
+            dir.path().join(STORE_FILE),
+            b"this is not a database, it is a text file of some length",
+        )
+        .unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         store.put_raw("k", "v").await.unwrap();
         assert_eq!(store.get_raw("k").await.unwrap().as_deref(), Some("v"));

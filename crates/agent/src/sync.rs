@@ -51,7 +51,10 @@ pub struct Client {
 /// Plain HTTP is refused except to this machine: a device token must not cross a network
 /// in clear text.
 pub fn parse_server_url(url: &str) -> Result<Url, SyncError> {
-    let bad = |reason: &str| SyncError::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
+    let bad = |reason: &str| SyncError::BadUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
     let parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     match parsed.scheme() {
         "https" => Ok(parsed),
@@ -65,7 +68,9 @@ pub fn parse_server_url(url: &str) -> Result<Url, SyncError> {
             if loopback {
                 Ok(parsed)
             } else {
-                Err(bad("plain http is allowed only to this machine (localhost); use https"))
+                Err(bad(
+                    "plain http is allowed only to this machine (localhost); use https",
+                ))
             }
         }
         _ => Err(bad("the scheme must be https")),
@@ -84,7 +89,10 @@ impl Client {
     }
 
     fn url(&self, path: &str) -> Result<Url, SyncError> {
-        self.base.join(path).map_err(|e| SyncError::BadUrl { url: path.to_owned(), reason: e.to_string() })
+        self.base.join(path).map_err(|e| SyncError::BadUrl {
+            url: path.to_owned(),
+            reason: e.to_string(),
+        })
     }
 
     pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, SyncError> {
@@ -97,7 +105,10 @@ impl Client {
             .await
             .map_err(network)?;
         if resp.status().is_success() {
-            return resp.json().await.map_err(|e| SyncError::Malformed(e.to_string()));
+            return resp
+                .json()
+                .await
+                .map_err(|e| SyncError::Malformed(e.to_string()));
         }
         Err(match problem_of(resp).await {
             (_, Some(p)) if p.kind == v1::problem::BAD_ENROLL_SECRET => {
@@ -108,7 +119,11 @@ impl Client {
     }
 
     /// Sends one report body (already serialized, as stored in the outbox).
-    pub async fn send_report(&self, token: &DeviceToken, body: &str) -> Result<ReportAck, SyncError> {
+    pub async fn send_report(
+        &self,
+        token: &DeviceToken,
+        body: &str,
+    ) -> Result<ReportAck, SyncError> {
         let resp = self
             .http
             .post(self.url(v1::PATH_REPORTS)?)
@@ -120,7 +135,10 @@ impl Client {
             .await
             .map_err(network)?;
         if resp.status().is_success() {
-            return resp.json().await.map_err(|e| SyncError::Malformed(e.to_string()));
+            return resp
+                .json()
+                .await
+                .map_err(|e| SyncError::Malformed(e.to_string()));
         }
         Err(classify(resp).await)
     }
@@ -135,7 +153,8 @@ impl Client {
     ) -> Result<PolicyPoll, SyncError> {
         let mut url = self.url(v1::PATH_POLICY)?;
         if let Some(wait) = wait {
-            url.query_pairs_mut().append_pair("wait", &wait.as_secs().to_string());
+            url.query_pairs_mut()
+                .append_pair("wait", &wait.as_secs().to_string());
         }
         let mut req = self
             .http
@@ -150,7 +169,10 @@ impl Client {
             return Ok(PolicyPoll::NotModified);
         }
         if resp.status().is_success() {
-            let signed: SignedPolicy = resp.json().await.map_err(|e| SyncError::Malformed(e.to_string()))?;
+            let signed: SignedPolicy = resp
+                .json()
+                .await
+                .map_err(|e| SyncError::Malformed(e.to_string()))?;
             return Ok(PolicyPoll::Changed(Box::new(signed)));
         }
         Err(classify(resp).await)
@@ -179,12 +201,17 @@ fn server_error(status: StatusCode, problem: Option<Problem>) -> SyncError {
     let detail = problem
         .map(|p| p.detail.unwrap_or(p.title))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
-    SyncError::Server { status: status.as_u16(), detail }
+    SyncError::Server {
+        status: status.as_u16(),
+        detail,
+    }
 }
 
 async fn classify(resp: reqwest::Response) -> SyncError {
     match problem_of(resp).await {
-        (StatusCode::UNAUTHORIZED, Some(p)) if p.kind == v1::problem::ENROLL_AGAIN => SyncError::EnrollAgain,
+        (StatusCode::UNAUTHORIZED, Some(p)) if p.kind == v1::problem::ENROLL_AGAIN => {
+            SyncError::EnrollAgain
+        }
         (status, p) => server_error(status, p),
     }
 }
