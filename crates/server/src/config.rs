@@ -17,7 +17,8 @@ pub struct Config {
     pub store: StoreOptions,
 }
 
-pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 pub const DEFAULT_MAX_LONG_POLL: Duration = Duration::from_secs(300);
 pub const DATABASE_FILE: &str = "tandem-server.db";
 
@@ -36,7 +37,11 @@ impl Config {
 /// `$XDG_DATA_HOME/tandem-server`, else `~/.local/share/tandem-server`; `None` when neither
 /// variable is set.
 pub fn default_data_dir() -> Option<PathBuf> {
-    let non_empty = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let non_empty = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     // The XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored.
     let base = non_empty("XDG_DATA_HOME")
         .filter(|p| p.is_absolute())

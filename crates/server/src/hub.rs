@@ -24,7 +24,10 @@ pub struct PolicyHub {
 
 impl Default for PolicyHub {
     fn default() -> Self {
-        PolicyHub { groups: Mutex::new(HashMap::new()), parked: Arc::new(watch::Sender::new(0)) }
+        PolicyHub {
+            groups: Mutex::new(HashMap::new()),
+            parked: Arc::new(watch::Sender::new(0)),
+        }
     }
 }
 
@@ -39,7 +42,10 @@ impl PolicyHub {
         // A poisoned lock only means another thread panicked while holding it; the map of
         // senders it guards is still consistent, so carry on.
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
-        groups.entry(group.to_owned()).or_insert_with(|| watch::Sender::new(0)).subscribe()
+        groups
+            .entry(group.to_owned())
+            .or_insert_with(|| watch::Sender::new(0))
+            .subscribe()
     }
 
     /// Tells the waiters of `group` that version `version` exists.
@@ -61,7 +67,9 @@ impl PolicyHub {
     /// Marks one long-poll as parked until the guard is dropped.
     pub fn park(&self) -> ParkedGuard {
         self.parked.send_modify(|n| *n += 1);
-        ParkedGuard { parked: Arc::clone(&self.parked) }
+        ParkedGuard {
+            parked: Arc::clone(&self.parked),
+        }
     }
 
     /// The number of parked long-polls, as a channel that reports every change.

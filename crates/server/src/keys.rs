@@ -21,7 +21,9 @@ pub struct PolicySigner {
 impl std::fmt::Debug for PolicySigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secret half, not even in a debug log.
-        f.debug_struct("PolicySigner").field("public_key", &self.public_key_base64()).finish()
+        f.debug_struct("PolicySigner")
+            .field("public_key", &self.public_key_base64())
+            .finish()
     }
 }
 
@@ -36,11 +38,15 @@ impl PolicySigner {
                 now,
             )
             .await?;
-        Ok(PolicySigner { key: SigningKey::from_bytes(&secret) })
+        Ok(PolicySigner {
+            key: SigningKey::from_bytes(&secret),
+        })
     }
 
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
-        PolicySigner { key: SigningKey::from_bytes(secret) }
+        PolicySigner {
+            key: SigningKey::from_bytes(secret),
+        }
     }
 
     /// The public key as enrolment hands it out: base64, standard alphabet, padded.
@@ -85,7 +91,9 @@ mod tests {
     fn secrets_are_43_url_safe_characters_and_differ() {
         let a = new_secret();
         assert_eq!(a.len(), 43);
-        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(a, new_secret());
         assert_eq!(hash_secret(&a), hash_secret(&a.clone()));
     }
@@ -103,12 +111,20 @@ mod tests {
     fn signatures_verify_with_the_published_key() {
         let signer = PolicySigner::from_secret_bytes(&[7; 32]);
         let policy = json!({"org": {"name": "Acme"}});
-        let sig = STANDARD.decode(signer.sign_policy(4, "eng", &policy)).unwrap();
-        let key: [u8; 32] =
-            STANDARD.decode(signer.public_key_base64()).unwrap().try_into().unwrap();
+        let sig = STANDARD
+            .decode(signer.sign_policy(4, "eng", &policy))
+            .unwrap();
+        let key: [u8; 32] = STANDARD
+            .decode(signer.public_key_base64())
+            .unwrap()
+            .try_into()
+            .unwrap();
         let key = VerifyingKey::from_bytes(&key).unwrap();
         let sig = Signature::from_slice(&sig).unwrap();
-        key.verify(&policy_signing_bytes(4, "eng", &policy), &sig).unwrap();
-        assert!(key.verify(&policy_signing_bytes(5, "eng", &policy), &sig).is_err());
+        key.verify(&policy_signing_bytes(4, "eng", &policy), &sig)
+            .unwrap();
+        assert!(key
+            .verify(&policy_signing_bytes(5, "eng", &policy), &sig)
+            .is_err());
     }
 }

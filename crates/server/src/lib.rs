@@ -82,7 +82,11 @@ pub struct EnrollSecretOptions {
 
 impl Default for EnrollSecretOptions {
     fn default() -> Self {
-        EnrollSecretOptions { group: DEFAULT_GROUP.to_owned(), expires_in: None, max_uses: None }
+        EnrollSecretOptions {
+            group: DEFAULT_GROUP.to_owned(),
+            expires_in: None,
+            max_uses: None,
+        }
     }
 }
 
@@ -95,7 +99,9 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("backend", &self.state.store.backend()).finish()
+        f.debug_struct("App")
+            .field("backend", &self.state.store.backend())
+            .finish()
     }
 }
 
@@ -104,7 +110,10 @@ impl App {
         Self::open_with_clock(config, Arc::new(SystemClock)).await
     }
 
-    pub async fn open_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<App, ServerError> {
+    pub async fn open_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, ServerError> {
         let store = store::open(&config.database_url, &config.store).await?;
         let signer = PolicySigner::load_or_create(&*store, clock.now()).await?;
         Ok(App {
@@ -144,12 +153,16 @@ impl App {
     ) -> Result<String, ServerError> {
         policy::check_group_name(&options.group).map_err(ServerError::InvalidArgument)?;
         if options.max_uses == Some(0) {
-            return Err(ServerError::InvalidArgument("max uses must be at least 1".into()));
+            return Err(ServerError::InvalidArgument(
+                "max uses must be at least 1".into(),
+            ));
         }
         let now = self.state.clock.now();
         let expires_at = match options.expires_in {
             Some(d) if d <= TimeDelta::zero() => {
-                return Err(ServerError::InvalidArgument("expiry must be in the future".into()))
+                return Err(ServerError::InvalidArgument(
+                    "expiry must be in the future".into(),
+                ))
             }
             Some(d) => Some(now.checked_add_signed(d).ok_or_else(|| {
                 ServerError::InvalidArgument("expiry is too far in the future".into())
@@ -174,7 +187,9 @@ impl App {
     /// Creates an admin API token and returns it; only its hash is stored.
     pub async fn create_api_token(&self, role: Role, name: &str) -> Result<String, ServerError> {
         if name.len() > 256 {
-            return Err(ServerError::InvalidArgument("token name is longer than 256 bytes".into()));
+            return Err(ServerError::InvalidArgument(
+                "token name is longer than 256 bytes".into(),
+            ));
         }
         let token = new_secret();
         self.state
@@ -198,26 +213,36 @@ impl App {
         actor: &str,
     ) -> Result<PutPolicyOutcome, PushPolicyError> {
         let s = &self.state;
-        policy::push(&*s.store, &s.hub, group, body, actor.to_owned(), s.clock.now()).await
+        policy::push(
+            &*s.store,
+            &s.hub,
+            group,
+            body,
+            actor.to_owned(),
+            s.clock.now(),
+        )
+        .await
     }
 
-    /// Starts serving on `addr` (port 0 picks a free port) in background tasks.
+    /// Starts serving on `addr` (port 0 picks a free port) in background tasks. An `App`
+    /// serves once: shutting the server down also ends anything else its clones serve.
     pub async fn bind(self, addr: SocketAddr) -> Result<RunningServer, ServerError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let local_addr =
-            listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
         let shutdown = self.state.shutdown.clone();
 
-        let store = Arc::clone(&self.state.store);
-        let hub = Arc::clone(&self.state.hub);
-        let feed_shutdown = shutdown.clone();
-        let follower = tokio::spawn(async move {
-            if let Err(e) = store.follow_policy_changes(hub, feed_shutdown).await {
-                tracing::error!(error = %e, "the policy change feed stopped");
-            }
-        });
+        // The feed starts before the first request is served, so no version written by
+        // another process in between can slip past a long-poll.
+        let feed = self
+            .state
+            .store
+            .policy_change_feed(Arc::clone(&self.state.hub), shutdown.clone())
+            .await?;
+        let follower = tokio::spawn(feed);
 
         let router = self.router();
         let serve_shutdown = shutdown.clone();
@@ -265,7 +290,12 @@ impl RunningServer {
     /// Stops accepting connections, answers parked long-polls with 304 and waits for
     /// in-flight requests.
     pub async fn shutdown(self) -> Result<(), ServerError> {
-        let RunningServer { server, follower, _cancel_on_drop, .. } = self;
+        let RunningServer {
+            server,
+            follower,
+            _cancel_on_drop,
+            ..
+        } = self;
         drop(_cancel_on_drop);
         // A task that panicked or was aborted has nothing left to wait for.
         let _ = follower.await;

@@ -12,7 +12,11 @@ use tandem_server::config::{default_data_dir, sqlite_url_in, DEFAULT_LISTEN};
 use tandem_server::{App, Config, EnrollSecretOptions, PutPolicyOutcome, Role};
 
 #[derive(Debug, Parser)]
-#[command(name = "tandem-server", version, about = "Tandem server: enrolment, reports, policy push")]
+#[command(
+    name = "tandem-server",
+    version,
+    about = "Tandem server: enrolment, reports, policy push"
+)]
 struct Cli {
     #[command(flatten)]
     db: DatabaseArgs,
@@ -23,11 +27,21 @@ struct Cli {
 #[derive(Debug, Args)]
 struct DatabaseArgs {
     /// Database URL: sqlite://PATH. Default: a SQLite file in the data dir.
-    #[arg(long, global = true, env = "TANDEM_SERVER_DATABASE", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "TANDEM_SERVER_DATABASE",
+        value_name = "URL"
+    )]
     database: Option<String>,
     /// Where the default SQLite database lives.
     /// Default: $XDG_DATA_HOME/tandem-server or ~/.local/share/tandem-server.
-    #[arg(long, global = true, env = "TANDEM_SERVER_DATA_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "TANDEM_SERVER_DATA_DIR",
+        value_name = "DIR"
+    )]
     data_dir: Option<PathBuf>,
 }
 
@@ -118,6 +132,7 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
     runtime.block_on(run(cli))
@@ -131,7 +146,11 @@ async fn run(cli: Cli) -> Result<()> {
             config.listen = listen;
             tandem_server::serve(config, shutdown_signal()).await?;
         }
-        Command::EnrollSecret(EnrollSecretCommand::Create { group, expires_in_days, max_uses }) => {
+        Command::EnrollSecret(EnrollSecretCommand::Create {
+            group,
+            expires_in_days,
+            max_uses,
+        }) => {
             let app = open(&config).await?;
             let options = EnrollSecretOptions {
                 group,
@@ -141,7 +160,10 @@ async fn run(cli: Cli) -> Result<()> {
             let secret = app.create_enroll_secret(&options).await?;
             let expiry = expires_in_days.map_or("never".to_owned(), |d| format!("in {d} days"));
             let uses = max_uses.map_or("unlimited".to_owned(), |n| n.to_string());
-            println!("enrolment secret for group {} (expires: {expiry}; uses: {uses}):", options.group);
+            println!(
+                "enrolment secret for group {} (expires: {expiry}; uses: {uses}):",
+                options.group
+            );
             println!("{secret}");
         }
         Command::Token(TokenCommand::Create { role, name }) => {
@@ -165,7 +187,10 @@ async fn run(cli: Cli) -> Result<()> {
                 PutPolicyOutcome::Created(p) => (p, ""),
                 PutPolicyOutcome::Unchanged(p) => (p, " (unchanged)"),
             };
-            println!("group {} version {} etag {}{note}", p.group, p.version, p.etag);
+            println!(
+                "group {} version {} etag {}{note}",
+                p.group, p.version, p.etag
+            );
         }
     }
     Ok(())
@@ -176,7 +201,9 @@ async fn open(config: &Config) -> Result<App> {
         bail!("the database URL is empty");
     }
     // The URL is not repeated: a PostgreSQL URL may carry a password.
-    App::open(config).await.context("could not open the database")
+    App::open(config)
+        .await
+        .context("could not open the database")
 }
 
 /// Resolves on Ctrl-C, or on SIGTERM where there is one (systemd, containers).

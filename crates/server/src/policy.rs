@@ -31,7 +31,10 @@ static BUILTIN: LazyLock<StoredPolicy> = LazyLock::new(|| {
 /// The policy a device in `group` follows: its group's latest version, else the default
 /// group's, else the built-in defaults.
 pub async fn effective(store: &dyn Store, group: &str) -> Result<StoredPolicy, StoreError> {
-    Ok(store.effective_policy(group).await?.unwrap_or_else(|| BUILTIN.clone()))
+    Ok(store
+        .effective_policy(group)
+        .await?
+        .unwrap_or_else(|| BUILTIN.clone()))
 }
 
 /// The signed form an agent verifies against the key it pinned at enrolment.
@@ -50,9 +53,13 @@ pub const MAX_GROUP_NAME: usize = 64;
 /// Group names appear in URLs, signatures and file names, so they are kept to a plain
 /// alphabet: ASCII letters, digits, `-`, `_` and `.`, starting with a letter or digit.
 pub fn check_group_name(name: &str) -> Result<(), String> {
-    let valid_chars =
-        name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    let starts_well = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let starts_well = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
     if name.len() > MAX_GROUP_NAME || !valid_chars || !starts_well {
         return Err(format!(
             "group name `{}` must be 1 to {MAX_GROUP_NAME} ASCII letters, digits, `-`, `_` or `.`, \
@@ -86,7 +93,12 @@ pub async fn push(
     check_group_name(group).map_err(PushPolicyError::InvalidGroup)?;
     Policy::parse_strict(&body).map_err(PushPolicyError::InvalidPolicy)?;
     let outcome = store
-        .put_policy(&NewPolicy { group: group.to_owned(), body, created_at: now, created_by: actor })
+        .put_policy(&NewPolicy {
+            group: group.to_owned(),
+            body,
+            created_at: now,
+            created_by: actor,
+        })
         .await?;
     if let PutPolicyOutcome::Created(p) = &outcome {
         hub.publish(&p.group, p.version);
@@ -112,6 +124,9 @@ mod tests {
     fn the_builtin_policy_is_version_0_of_the_default_group_and_parses_strictly() {
         assert_eq!(BUILTIN.version, 0);
         assert_eq!(BUILTIN.group, DEFAULT_GROUP);
-        assert_eq!(Policy::parse_strict(&BUILTIN.body).unwrap(), Policy::default());
+        assert_eq!(
+            Policy::parse_strict(&BUILTIN.body).unwrap(),
+            Policy::default()
+        );
     }
 }

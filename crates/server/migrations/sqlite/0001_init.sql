@@ -1,4 +1,5 @@
--- Tandem server schema, SQLite flavour (the PostgreSQL flavour lives in ../postgres).
+-- Tandem server schema, SQLite flavour. A PostgreSQL backend gets its own migrations in
+-- ../postgres, with the same tables and meanings.
 --
 -- Timestamps are TEXT in one fixed RFC 3339 shape (`2024-05-01T12:00:00.000000Z`, always UTC,
 -- always six fractional digits) so that comparing the strings compares the instants.

@@ -37,17 +37,27 @@ pub async fn put_policy(
 ) -> Result<Json<PolicyVersion>, ApiError> {
     auth.require(Role::Admin)?;
     let group = group_from_path(path)?;
-    let outcome =
-        policy::push(&*state.store, &state.hub, &group, body, auth.actor(), state.clock.now())
-            .await
-            .map_err(|e| match e {
-                PushPolicyError::InvalidGroup(m) => ApiError::Unprocessable(m),
-                PushPolicyError::InvalidPolicy(e) => ApiError::InvalidPolicy(e),
-                PushPolicyError::Store(e) => e.into(),
-            })?;
+    let outcome = policy::push(
+        &*state.store,
+        &state.hub,
+        &group,
+        body,
+        auth.actor(),
+        state.clock.now(),
+    )
+    .await
+    .map_err(|e| match e {
+        PushPolicyError::InvalidGroup(m) => ApiError::Unprocessable(m),
+        PushPolicyError::InvalidPolicy(e) => ApiError::InvalidPolicy(e),
+        PushPolicyError::Store(e) => e.into(),
+    })?;
     let p = outcome.policy();
     tracing::info!(group = %p.group, version = p.version, actor = %auth.actor(), "policy stored");
-    Ok(Json(PolicyVersion { group: p.group.clone(), version: p.version, etag: p.etag.clone() }))
+    Ok(Json(PolicyVersion {
+        group: p.group.clone(),
+        version: p.version,
+        etag: p.etag.clone(),
+    }))
 }
 
 /// `GET /api/v1/admin/groups/{group}/policy`: the policy a device of this group receives,

@@ -10,9 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use tandem_proto::v1::{
-    EnrollRequest, EnrollResponse, IdentityFacts, ReportAck, StatusReport,
-};
+use tandem_proto::v1::{EnrollRequest, EnrollResponse, IdentityFacts, ReportAck, StatusReport};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -22,7 +20,9 @@ use super::extract::{ApiJson, ApiQuery, DeviceAuth, RawJson};
 use super::{validate, SharedState};
 use crate::keys::{hash_secret, new_secret};
 use crate::policy;
-use crate::store::{EnrollOutcome, IngestOutcome, NewDevice, NewReport, StoredPolicy, DEFAULT_GROUP};
+use crate::store::{
+    EnrollOutcome, IngestOutcome, NewDevice, NewReport, StoredPolicy, DEFAULT_GROUP,
+};
 
 /// `POST /api/v1/enroll`.
 pub async fn enroll(
@@ -39,7 +39,11 @@ pub async fn enroll(
         user: req.user,
         now,
     };
-    match state.store.enroll(&hash_secret(&req.enroll_secret), &new).await? {
+    match state
+        .store
+        .enroll(&hash_secret(&req.enroll_secret), &new)
+        .await?
+    {
         EnrollOutcome::BadSecret => Err(ApiError::BadEnrollSecret),
         EnrollOutcome::Enrolled { device_id, group } => {
             tracing::info!(%device_id, %group, "device enrolled");
@@ -78,7 +82,12 @@ pub async fn report(
         IngestOutcome::Replayed => StatusCode::OK,
     };
     let effective = policy::effective(&*state.store, &device.group).await?;
-    Ok((status, Json(ReportAck { policy_etag: effective.etag })))
+    Ok((
+        status,
+        Json(ReportAck {
+            policy_etag: effective.etag,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,16 +142,22 @@ fn etag_header(etag: &str) -> Result<HeaderValue, ApiError> {
 }
 
 fn not_modified(current: &StoredPolicy) -> Result<Response, ApiError> {
-    Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header(&current.etag)?)]).into_response())
+    Ok((
+        StatusCode::NOT_MODIFIED,
+        [(header::ETAG, etag_header(&current.etag)?)],
+    )
+        .into_response())
 }
 
 /// Waits for the next version published for the group `rx` follows. A closed channel never
 /// reports anything again, so it waits forever (the deadline still ends the wait).
 async fn next_version(rx: &mut Option<watch::Receiver<i64>>) {
-    match rx {
-        Some(rx) if rx.changed().await.is_ok() => {}
-        _ => std::future::pending().await,
+    if let Some(rx) = rx {
+        if rx.changed().await.is_ok() {
+            return;
+        }
     }
+    std::future::pending().await
 }
 
 /// `GET /api/v1/agent/policy?wait=N` with `If-None-Match`: the signed effective policy at
@@ -167,7 +182,10 @@ pub async fn policy(
         if !known.matches(&current.etag) {
             // Which version a device holds is for the admin's view only; failing to note it
             // must not cost the device its policy.
-            if let Err(e) = state.store.record_policy_delivered(device.id, current.version).await
+            if let Err(e) = state
+                .store
+                .record_policy_delivered(device.id, current.version)
+                .await
             {
                 tracing::warn!(device_id = %device.id, error = %e, "could not record policy delivery");
             }

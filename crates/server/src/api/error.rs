@@ -77,35 +77,51 @@ impl ApiError {
         use StatusCode as S;
         match self {
             ApiError::BadRequest(_) => (S::BAD_REQUEST, problem::INVALID_REQUEST, "Bad request"),
-            ApiError::Unprocessable(_) => {
-                (S::UNPROCESSABLE_ENTITY, problem::INVALID_REQUEST, "Invalid request")
-            }
-            ApiError::InvalidPolicy(_) => {
-                (S::UNPROCESSABLE_ENTITY, problem::INVALID_POLICY, "Invalid policy")
-            }
-            ApiError::UnsupportedMediaType(_) => {
-                (S::UNSUPPORTED_MEDIA_TYPE, problem::INVALID_REQUEST, "Unsupported media type")
-            }
-            ApiError::PayloadTooLarge => {
-                (S::PAYLOAD_TOO_LARGE, problem::INVALID_REQUEST, "Request body too large")
-            }
-            ApiError::Unauthorized(_) => {
-                (S::UNAUTHORIZED, problem::UNAUTHORIZED, "Authentication required")
-            }
+            ApiError::Unprocessable(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                problem::INVALID_REQUEST,
+                "Invalid request",
+            ),
+            ApiError::InvalidPolicy(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                problem::INVALID_POLICY,
+                "Invalid policy",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                problem::INVALID_REQUEST,
+                "Unsupported media type",
+            ),
+            ApiError::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                problem::INVALID_REQUEST,
+                "Request body too large",
+            ),
+            ApiError::Unauthorized(_) => (
+                S::UNAUTHORIZED,
+                problem::UNAUTHORIZED,
+                "Authentication required",
+            ),
             ApiError::EnrollAgain => (S::UNAUTHORIZED, problem::ENROLL_AGAIN, "Enrol again"),
-            ApiError::BadEnrollSecret => {
-                (S::UNAUTHORIZED, problem::BAD_ENROLL_SECRET, "Bad enrolment secret")
-            }
+            ApiError::BadEnrollSecret => (
+                S::UNAUTHORIZED,
+                problem::BAD_ENROLL_SECRET,
+                "Bad enrolment secret",
+            ),
             ApiError::Forbidden(_) => (S::FORBIDDEN, problem::FORBIDDEN, "Forbidden"),
             ApiError::NotFound(_) => (S::NOT_FOUND, problem::NOT_FOUND, "Not found"),
-            ApiError::MethodNotAllowed => {
-                (S::METHOD_NOT_ALLOWED, problem::INVALID_REQUEST, "Method not allowed")
-            }
+            ApiError::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                problem::INVALID_REQUEST,
+                "Method not allowed",
+            ),
             ApiError::Overloaded => (S::SERVICE_UNAVAILABLE, problem::OVERLOADED, "Server busy"),
             ApiError::NotReady(_) => (S::SERVICE_UNAVAILABLE, problem::INTERNAL, "Not ready"),
-            ApiError::Internal(_) => {
-                (S::INTERNAL_SERVER_ERROR, problem::INTERNAL, "Internal server error")
-            }
+            ApiError::Internal(_) => (
+                S::INTERNAL_SERVER_ERROR,
+                problem::INTERNAL,
+                "Internal server error",
+            ),
         }
     }
 }
@@ -130,7 +146,12 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let body = ProblemBody {
-            problem: Problem { kind: kind.to_owned(), title: title.to_owned(), status: status.as_u16(), detail },
+            problem: Problem {
+                kind: kind.to_owned(),
+                title: title.to_owned(),
+                status: status.as_u16(),
+                detail,
+            },
             pointer,
         };
         let body = serde_json::to_vec(&body).unwrap_or_default();
@@ -157,15 +178,19 @@ mod tests {
     async fn body_of(e: ApiError) -> (StatusCode, String, serde_json::Value) {
         let response = e.into_response();
         let status = response.status();
-        let ct = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let ct = response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
         (status, ct, serde_json::from_slice(&bytes).unwrap())
     }
 
     #[tokio::test]
     async fn internal_errors_hide_their_cause() {
-        let (status, ct, body) =
-            body_of(ApiError::Internal("secret table name".into())).await;
+        let (status, ct, body) = body_of(ApiError::Internal("secret table name".into())).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(ct, PROBLEM_JSON);
         assert!(!body.to_string().contains("secret"));
@@ -174,11 +199,17 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_policy_names_the_pointer() {
-        let e = PolicyError { pointer: "/checks/firewal".into(), message: "unknown setting".into() };
+        let e = PolicyError {
+            pointer: "/checks/firewal".into(),
+            message: "unknown setting".into(),
+        };
         let (status, _, body) = body_of(ApiError::InvalidPolicy(e)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["pointer"], "/checks/firewal");
-        assert_eq!(body["detail"], "invalid policy: /checks/firewal: unknown setting");
+        assert_eq!(
+            body["detail"],
+            "invalid policy: /checks/firewal: unknown setting"
+        );
         let parsed: Problem = serde_json::from_value(body).unwrap();
         assert_eq!(parsed.kind, problem::INVALID_POLICY);
     }

@@ -61,17 +61,23 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        RawJson::from_request(req, state).await.map(|json| ApiJson(json.value))
+        RawJson::from_request(req, state)
+            .await
+            .map(|json| ApiJson(json.value))
     }
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let essence = content_type.map(|ct| ct.split(';').next().unwrap_or_default().trim());
     match essence {
         Some(ct) if ct.eq_ignore_ascii_case("application/json") => Ok(()),
         Some(ct) if ct.to_ascii_lowercase().ends_with("+json") => Ok(()),
-        _ => Err(ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())),
+        _ => Err(ApiError::UnsupportedMediaType(
+            "expected Content-Type: application/json".into(),
+        )),
     }
 }
 
@@ -132,9 +138,9 @@ impl AdminAuth {
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
         match (self.0.role, role) {
             (Role::Admin, _) | (Role::Viewer, Role::Viewer) => Ok(()),
-            (Role::Viewer, Role::Admin) => {
-                Err(ApiError::Forbidden("this needs an API token with the admin role".into()))
-            }
+            (Role::Viewer, Role::Admin) => Err(ApiError::Forbidden(
+                "this needs an API token with the admin role".into(),
+            )),
         }
     }
 

@@ -87,7 +87,11 @@ async fn healthz() -> &'static str {
 
 /// Readiness: the database answers too.
 async fn readyz(State(state): State<SharedState>) -> Result<&'static str, ApiError> {
-    state.store.ping().await.map_err(|e| ApiError::NotReady(Box::new(e)))?;
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|e| ApiError::NotReady(Box::new(e)))?;
     Ok("ready")
 }
 

@@ -20,7 +20,10 @@ pub const MAX_DURATION_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Clocks drift and agents queue reports offline, so timestamps get wide but finite bounds.
 fn time(field: &str, t: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ApiError> {
-    let earliest = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single().unwrap_or(now);
+    let earliest = Utc
+        .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
     if t < earliest || t > now + Duration::days(1) {
         return Err(ApiError::Unprocessable(format!(
             "{field} is out of range (it must lie between the year 2000 and tomorrow)"
@@ -31,14 +34,18 @@ fn time(field: &str, t: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ApiErro
 
 fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.len() > max {
-        return Err(ApiError::Unprocessable(format!("{field} is longer than {max} bytes")));
+        return Err(ApiError::Unprocessable(format!(
+            "{field} is longer than {max} bytes"
+        )));
     }
     Ok(())
 }
 
 fn required(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.trim().is_empty() {
-        return Err(ApiError::Unprocessable(format!("{field} must not be empty")));
+        return Err(ApiError::Unprocessable(format!(
+            "{field} must not be empty"
+        )));
     }
     text(field, value, max)
 }
@@ -49,7 +56,9 @@ fn optional(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError
 
 fn count(field: &str, n: usize, max: usize) -> Result<(), ApiError> {
     if n > max {
-        return Err(ApiError::Unprocessable(format!("{field} has more than {max} items")));
+        return Err(ApiError::Unprocessable(format!(
+            "{field} has more than {max} items"
+        )));
     }
     Ok(())
 }
@@ -78,7 +87,9 @@ fn inventory(inv: &Inventory) -> Result<(), ApiError> {
     device("inventory", &inv.device)?;
     optional("inventory.kernel", inv.kernel.as_deref(), MAX_SHORT_TEXT)?;
     optional("inventory.arch", inv.arch.as_deref(), MAX_SHORT_TEXT)?;
-    inv.user.as_ref().map_or(Ok(()), |u| user("inventory.user", u))?;
+    inv.user
+        .as_ref()
+        .map_or(Ok(()), |u| user("inventory.user", u))?;
     count("inventory.extra", inv.extra.len(), MAX_LIST_ITEMS)
 }
 
@@ -97,18 +108,36 @@ pub fn report(r: &StatusReport, now: DateTime<Utc>) -> Result<(), ApiError> {
             )));
         }
         text(&format!("{at}.summary"), &result.summary, MAX_LONG_TEXT)?;
-        optional(&format!("{at}.reason"), result.reason.as_deref(), MAX_LONG_TEXT)?;
+        optional(
+            &format!("{at}.reason"),
+            result.reason.as_deref(),
+            MAX_LONG_TEXT,
+        )?;
         time(&format!("{at}.observed_at"), result.observed_at, now)?;
         if result.duration_ms > MAX_DURATION_MS {
-            return Err(ApiError::Unprocessable(format!("{at}.duration_ms is out of range")));
+            return Err(ApiError::Unprocessable(format!(
+                "{at}.duration_ms is out of range"
+            )));
         }
-        count(&format!("{at}.evidence"), result.evidence.len(), MAX_LIST_ITEMS)?;
-        count(&format!("{at}.remediation.steps"), result.remediation.steps.len(), MAX_LIST_ITEMS)?;
+        count(
+            &format!("{at}.evidence"),
+            result.evidence.len(),
+            MAX_LIST_ITEMS,
+        )?;
+        count(
+            &format!("{at}.remediation.steps"),
+            result.remediation.steps.len(),
+            MAX_LIST_ITEMS,
+        )?;
     }
     count("events", r.events.len(), MAX_EVENTS)?;
     for (n, event) in r.events.iter().enumerate() {
         time(&format!("events[{n}].at"), event.at, now)?;
-        optional(&format!("events[{n}].detail"), event.detail.as_deref(), MAX_LONG_TEXT)?;
+        optional(
+            &format!("events[{n}].detail"),
+            event.detail.as_deref(),
+            MAX_LONG_TEXT,
+        )?;
     }
     Ok(())
 }

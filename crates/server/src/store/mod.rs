@@ -6,6 +6,8 @@
 //! notification mechanism (SQLite polls a change feed; PostgreSQL will LISTEN/NOTIFY) while
 //! the HTTP layer stays the same.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +64,10 @@ impl StoreError {
     }
 }
 
+/// The background loop of [`Store::policy_change_feed`]. It logs its own errors and keeps
+/// going, since a busy database now and then must not end the feed.
+pub type ChangeFeed = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
 /// Backend settings that do not belong in the URL.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -72,7 +78,9 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { change_poll_interval: Duration::from_secs(1) }
+        StoreOptions {
+            change_poll_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -136,7 +144,10 @@ pub struct NewDevice {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrollOutcome {
-    Enrolled { device_id: Uuid, group: String },
+    Enrolled {
+        device_id: Uuid,
+        group: String,
+    },
     /// The secret is unknown, revoked, expired or used up. Which one is not said, so that a
     /// guesser learns nothing.
     BadSecret,
@@ -270,12 +281,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every device that is not revoked, with its latest result per check.
     async fn list_devices(&self) -> Result<Vec<AdminDevice>, StoreError>;
 
-    /// Feeds `hub` with policy versions written by other processes until `shutdown` fires.
-    /// SQLite polls its change feed; PostgreSQL will LISTEN. Versions written through this
-    /// process are published by the caller at once, without waiting for this feed.
-    async fn follow_policy_changes(
+    /// Starts following policy versions written by other processes (the CLI, other
+    /// replicas) and returns the loop that feeds them into `hub` until `shutdown` fires.
+    /// Everything written after this call returns is reported, so the server awaits it
+    /// before it serves. SQLite polls its change feed; PostgreSQL will LISTEN. Versions
+    /// written through this process are published by the caller at once, not by this feed.
+    async fn policy_change_feed(
         &self,
         hub: Arc<PolicyHub>,
         shutdown: CancellationToken,
-    ) -> Result<(), StoreError>;
+    ) -> Result<ChangeFeed, StoreError>;
 }

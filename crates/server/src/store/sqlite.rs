@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    AuthedApiToken, AuthedDevice, EnrollOutcome, IngestOutcome, NewApiToken, NewDevice,
+    AuthedApiToken, AuthedDevice, ChangeFeed, EnrollOutcome, IngestOutcome, NewApiToken, NewDevice,
     NewEnrollSecret, NewPolicy, NewReport, PutPolicyOutcome, Role, SecretHash, Store, StoreError,
     StoreOptions, StoredPolicy, DEFAULT_GROUP,
 };
@@ -65,7 +65,10 @@ impl SqliteStore {
         .connect_with(connect)
         .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool, change_poll_interval: options.change_poll_interval })
+        Ok(SqliteStore {
+            pool,
+            change_poll_interval: options.change_poll_interval,
+        })
     }
 
     /// The pool, for tests and tools that inspect the database directly.
@@ -76,6 +79,28 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Policy rows after `cursor`, oldest first, as (id, group, version).
+async fn read_policy_changes(
+    pool: &SqlitePool,
+    cursor: i64,
+) -> Result<Vec<(i64, String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, group_name, version FROM policies WHERE id > ? ORDER BY id LIMIT 1000",
+    )
+    .bind(cursor)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("id")?,
+                row.try_get("group_name")?,
+                row.try_get("version")?,
+            ))
+        })
+        .collect()
 }
 
 /// The one timestamp shape stored, fixed-width so that string order is time order.
@@ -110,7 +135,9 @@ fn to_json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 fn serde_name<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     match serde_json::to_value(value) {
         Ok(Value::String(s)) => Ok(s),
-        _ => Err(StoreError::Corrupt("expected an enum that serializes as a string".into())),
+        _ => Err(StoreError::Corrupt(
+            "expected an enum that serializes as a string".into(),
+        )),
     }
 }
 
@@ -129,11 +156,13 @@ async fn ensure_group(
     group: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO groups (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-        .bind(group)
-        .bind(ts(now))
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO groups (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(group)
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -163,9 +192,10 @@ impl Store for SqliteStore {
         .bind(ts(now))
         .execute(&self.pool)
         .await?;
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT private_key FROM server_keys WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT private_key FROM server_keys WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
         stored
             .try_into()
             .map_err(|_| StoreError::Corrupt("the stored signing key is not 32 bytes".into()))
@@ -280,12 +310,14 @@ impl Store for SqliteStore {
                 new.candidate_id
             }
         };
-        sqlx::query("INSERT INTO device_tokens (token_hash, device_id, created_at) VALUES (?, ?, ?)")
-            .bind(&new.token_hash[..])
-            .bind(device_id.to_string())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO device_tokens (token_hash, device_id, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(&new.token_hash[..])
+        .bind(device_id.to_string())
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(EnrollOutcome::Enrolled { device_id, group })
     }
@@ -300,7 +332,10 @@ impl Store for SqliteStore {
         .await?;
         row.map(|row| {
             let id: String = row.try_get("id")?;
-            Ok(AuthedDevice { id: parse_uuid(&id)?, group: row.try_get("group_name")? })
+            Ok(AuthedDevice {
+                id: parse_uuid(&id)?,
+                group: row.try_get("group_name")?,
+            })
         })
         .transpose()
     }
@@ -563,41 +598,36 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn follow_policy_changes(
+    async fn policy_change_feed(
         &self,
         hub: Arc<PolicyHub>,
         shutdown: CancellationToken,
-    ) -> Result<(), StoreError> {
-        // Versions that exist before we start are read by every long-poll anyway; only
-        // rows after this cursor are news.
+    ) -> Result<ChangeFeed, StoreError> {
+        // Versions that exist now are read by every long-poll anyway; only rows after this
+        // cursor are news.
         let mut cursor: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM policies")
             .fetch_one(&self.pool)
             .await?;
+        let pool = self.pool.clone();
         let mut tick = tokio::time::interval(self.change_poll_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                _ = tick.tick() => {}
-            }
-            let rows = sqlx::query(
-                "SELECT id, group_name, version FROM policies WHERE id > ? ORDER BY id LIMIT 1000",
-            )
-            .bind(cursor)
-            .fetch_all(&self.pool)
-            .await;
-            match rows {
-                Ok(rows) => {
-                    for row in rows {
-                        cursor = row.try_get("id")?;
-                        let group: String = row.try_get("group_name")?;
-                        hub.publish(&group, row.try_get("version")?);
-                    }
+        Ok(Box::pin(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
                 }
-                // A busy or briefly unavailable database must not end the feed; the next
-                // tick tries again from the same cursor.
-                Err(e) => tracing::warn!(error = %e, "could not read the policy change feed"),
+                match read_policy_changes(&pool, cursor).await {
+                    Ok(changes) => {
+                        for (id, group, version) in changes {
+                            cursor = id;
+                            hub.publish(&group, version);
+                        }
+                    }
+                    // The next tick tries again from the same cursor.
+                    Err(e) => tracing::warn!(error = %e, "could not read the policy change feed"),
+                }
             }
-        }
+        }))
     }
 }

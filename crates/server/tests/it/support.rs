@@ -1,0 +1,235 @@
+//! The harness: a server per test, with its own database, clock and HTTP client.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use tandem_proto::canonical::policy_signing_bytes;
+use tandem_proto::v1::{
+    self, DeviceInfo, EnrollResponse, Event, EventKind, Inventory, Problem, SignedPolicy,
+    StatusReport, UserInfo,
+};
+use tandem_proto::{CheckId, CheckResult, Owner, Remediation, Status};
+use tandem_server::{App, Clock, Config, EnrollSecretOptions, Role, RunningServer};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+/// A clock the test can move.
+#[derive(Clone)]
+pub struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+pub struct TestServer {
+    pub server: RunningServer,
+    pub http: reqwest::Client,
+    pub clock: TestClock,
+    pub db_url: String,
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("server.db").display());
+        let mut config = Config::new(db_url.clone());
+        // Fast enough that a cross-process policy push shows up well within a test's patience.
+        config.store.change_poll_interval = Duration::from_millis(50);
+        let clock = TestClock(Arc::new(Mutex::new(Utc::now())));
+        let app = App::open_with_clock(&config, Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let server = app.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        TestServer {
+            server,
+            http: reqwest::Client::new(),
+            clock,
+            db_url,
+            dir,
+        }
+    }
+
+    pub fn app(&self) -> &App {
+        self.server.app()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    pub async fn enroll_secret(&self, group: &str) -> String {
+        let options = EnrollSecretOptions {
+            group: group.into(),
+            ..Default::default()
+        };
+        self.app().create_enroll_secret(&options).await.unwrap()
+    }
+
+    pub async fn api_token(&self, role: Role) -> String {
+        self.app().create_api_token(role, "test").await.unwrap()
+    }
+
+    pub async fn post_enroll(&self, secret: &str, machine_id: &str) -> Response {
+        self.http
+            .post(self.url(v1::PATH_ENROLL))
+            .json(&json!({
+                "enroll_secret": secret,
+                "device": DeviceInfo {
+                    machine_id: machine_id.into(),
+                    hostname: format!("host-{machine_id}"),
+                    os: "linux".into(),
+                    os_version: "12".into(),
+                    model: None,
+                    serial: None,
+                },
+                "user": UserInfo { login: "ada".into(), email: Some("ada@example.test".into()) },
+            }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Enrols a device with a new secret for `group`.
+    pub async fn enroll(&self, group: &str, machine_id: &str) -> EnrollResponse {
+        let secret = self.enroll_secret(group).await;
+        let response = self.post_enroll(&secret, machine_id).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    pub async fn post_report(&self, token: &str, report: &StatusReport) -> Response {
+        self.http
+            .post(self.url(v1::PATH_REPORTS))
+            .bearer_auth(token)
+            .json(report)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_policy(&self, token: &str, etag: Option<&str>, wait: u64) -> Response {
+        let mut request = self
+            .http
+            .get(format!("{}?wait={wait}", self.url(v1::PATH_POLICY)))
+            .bearer_auth(token);
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", format!("\"{etag}\""));
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn put_policy(&self, token: &str, group: &str, body: &Value) -> Response {
+        self.http
+            .put(self.url(&format!("/api/v1/admin/groups/{group}/policy")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits, without sleeping, until `n` long-polls are parked on the server.
+    pub async fn parked(&self, n: usize) {
+        let mut parked = self.app().hub().parked();
+        tokio::time::timeout(Duration::from_secs(10), parked.wait_for(|p| *p >= n))
+            .await
+            .expect("the long-poll never parked")
+            .unwrap();
+    }
+
+    /// Rows in `table`, read through a connection of the test's own.
+    pub async fn count(&self, table: &str) -> i64 {
+        let pool = sqlx::SqlitePool::connect(&self.db_url).await.unwrap();
+        let n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    }
+}
+
+pub fn sample_report(machine_id: &str) -> StatusReport {
+    let now = Utc::now();
+    let result = |id, status| CheckResult {
+        id,
+        status,
+        summary: format!("{id} is {status}"),
+        reason: None,
+        details: json!({"n": 1}),
+        evidence: vec![],
+        remediation: Remediation::default(),
+        owner: Owner::User,
+        observed_at: now,
+        duration_ms: 12,
+    };
+    StatusReport {
+        report_id: Uuid::now_v7(),
+        agent_version: "0.1.0".into(),
+        sent_at: now,
+        inventory: Inventory {
+            device: DeviceInfo {
+                machine_id: machine_id.into(),
+                hostname: format!("host-{machine_id}"),
+                os: "linux".into(),
+                os_version: "12".into(),
+                model: None,
+                serial: None,
+            },
+            ..Inventory::default()
+        },
+        results: vec![
+            result(CheckId::OsUpdates, Status::Fail),
+            result(CheckId::Firewall, Status::Pass),
+        ],
+        events: vec![Event {
+            kind: EventKind::NudgeShown,
+            at: now,
+            check_id: Some(CheckId::OsUpdates),
+            detail: None,
+        }],
+    }
+}
+
+/// Asserts a problem+json answer and returns the problem.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    let ct = response.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    let parsed: Problem = serde_json::from_value(body.clone()).unwrap();
+    assert_eq!(parsed.status, status.as_u16());
+    body
+}
+
+/// Verifies a signed policy against the key a device pinned at enrolment.
+pub fn verify(signed: &SignedPolicy, pinned_key: &str) {
+    let key: [u8; 32] = STANDARD.decode(pinned_key).unwrap().try_into().unwrap();
+    let key = VerifyingKey::from_bytes(&key).unwrap();
+    let signature = Signature::from_slice(&STANDARD.decode(&signed.signature).unwrap()).unwrap();
+    key.verify(
+        &policy_signing_bytes(signed.version, &signed.group, &signed.policy),
+        &signature,
+    )
+    .expect("the policy signature does not verify");
+}
