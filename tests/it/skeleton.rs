@@ -19,20 +19,32 @@ fn admin_get(server: &Server, token: &str, path: &str) -> Value {
 #[test]
 fn enrol_report_and_receive_a_pushed_policy_within_two_seconds() {
     let server = Server::start_sqlite().unwrap();
-    let secret = server.admin_secret(&["enroll-secret", "create", "--group", "default"]).unwrap();
-    let admin = server.admin_secret(&["token", "create", "--role", "admin"]).unwrap();
+    let secret = server
+        .admin_secret(&["enroll-secret", "create", "--group", "default"])
+        .unwrap();
+    let admin = server
+        .admin_secret(&["token", "create", "--role", "admin"])
+        .unwrap();
     assert!(!secret.is_empty() && !admin.is_empty());
 
     let data = tempfile::tempdir().unwrap();
     let agent = Tandem::new(data.path()).env("TANDEM_CREDENTIAL_STORE", "file");
-    agent.run_ok(&["enroll", "--server", &server.url, "--secret", &secret]).unwrap();
+    agent
+        .run_ok(&["enroll", "--server", &server.url, "--secret", &secret])
+        .unwrap();
     agent.run_ok(&["sync"]).unwrap();
 
     let status = agent.status_json().unwrap();
     assert_eq!(status["enrolled"], true);
-    assert_eq!(status["outbox_len"], 0, "everything was delivered: {status}");
+    assert_eq!(
+        status["outbox_len"], 0,
+        "everything was delivered: {status}"
+    );
     assert!(status["last_sync_at"].is_string());
-    let device_id = status["enrollment"]["device_id"].as_str().unwrap().to_owned();
+    let device_id = status["enrollment"]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // IT sees the device, its report time and its latest results.
     let devices = admin_get(&server, &admin, "/api/v1/admin/devices");
@@ -49,10 +61,14 @@ fn enrol_report_and_receive_a_pushed_policy_within_two_seconds() {
 
     // The running agent holds a policy long-poll; a change made by IT reaches it.
     let run = agent.spawn_run().unwrap();
-    let before = wait_for(Duration::from_secs(20), "the running agent to hold the server's policy", || {
-        let s = agent.status_json().ok()?;
-        (s["policy"]["source"] == "server").then(|| s["policy"]["version"].as_i64())?
-    })
+    let before = wait_for(
+        Duration::from_secs(20),
+        "the running agent to hold the server's policy",
+        || {
+            let s = agent.status_json().ok()?;
+            (s["policy"]["source"] == "server").then(|| s["policy"]["version"].as_i64())?
+        },
+    )
     .unwrap();
     let policy = json!({"org": {"name": "E2E Corp"}, "intervals": {"check_minutes": 30, "report_minutes": 10}});
     let put_at = Instant::now();
@@ -66,14 +82,21 @@ fn enrol_report_and_receive_a_pushed_policy_within_two_seconds() {
     let put: Value = resp.json().unwrap();
     let new_version = put["version"].as_i64().unwrap();
     assert_ne!(Some(new_version), Some(before));
-    let seen = wait_for(Duration::from_secs(5), "the new policy version in `tandem status`", || {
-        let s = agent.status_json().ok()?;
-        (s["policy"]["version"].as_i64() == Some(new_version)).then(Instant::now)
-    })
+    let seen = wait_for(
+        Duration::from_secs(5),
+        "the new policy version in `tandem status`",
+        || {
+            let s = agent.status_json().ok()?;
+            (s["policy"]["version"].as_i64() == Some(new_version)).then(Instant::now)
+        },
+    )
     .unwrap();
     let took = seen - put_at;
     eprintln!("policy change reached the agent in {took:?}");
-    assert!(took < Duration::from_secs(2), "policy took {took:?} to reach the agent");
+    assert!(
+        took < Duration::from_secs(2),
+        "policy took {took:?} to reach the agent"
+    );
     run.terminate(Duration::from_secs(10)).unwrap();
 }
 
@@ -82,7 +105,18 @@ fn a_wrong_enrolment_secret_is_refused_with_a_clear_message() {
     let server = Server::start_sqlite().unwrap();
     let data = tempfile::tempdir().unwrap();
     let agent = Tandem::new(data.path()).env("TANDEM_CREDENTIAL_STORE", "file");
-    let out = agent.cmd().unwrap().args(["enroll", "--server", &server.url, "--secret", "not-a-secret"]).output().unwrap();
+    let out = agent
+        .cmd()
+        .unwrap()
+        .args([
+            "enroll",
+            "--server",
+            &server.url,
+            "--secret",
+            "not-a-secret",
+        ])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("enrolment secret"), "{stderr}");

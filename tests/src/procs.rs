@@ -15,14 +15,20 @@ pub fn bin_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default()
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The path of a workspace binary; fails with the command that builds it when missing.
 pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
     let path = bin_dir().join(name);
     if !path.is_file() {
-        bail!("{} is not built; run `cargo build --workspace --bins` first", path.display());
+        bail!(
+            "{} is not built; run `cargo build --workspace --bins` first",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -30,7 +36,9 @@ pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
 /// Runs a command to completion and returns its output, failing with its stderr.
 pub fn run_ok(cmd: &mut Command) -> anyhow::Result<Output> {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("cannot start {shown}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !out.status.success() {
         bail!(
             "{shown} failed ({}):\nstdout: {}\nstderr: {}",
@@ -44,7 +52,12 @@ pub fn run_ok(cmd: &mut Command) -> anyhow::Result<Output> {
 
 /// The last non-empty line of a command's stdout (where secrets are printed).
 pub fn last_line(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("").to_owned()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// A child process killed when dropped.
@@ -111,7 +124,10 @@ impl Server {
             .spawn()
             .context("cannot start tandem-server")?;
         let stdout = child.stdout.take().context("no stdout")?;
-        let proc = Proc { child, name: "tandem-server".into() };
+        let proc = Proc {
+            child,
+            name: "tandem-server".into(),
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut sent = false;
@@ -127,13 +143,22 @@ impl Server {
         let url = rx
             .recv_timeout(Duration::from_secs(30))
             .context("tandem-server did not print its listening address within 30 s")?;
-        Ok(Server { url, database: database.to_owned(), proc, _dir: None })
+        Ok(Server {
+            url,
+            database: database.to_owned(),
+            proc,
+            _dir: None,
+        })
     }
 
     /// Runs a `tandem-server` admin subcommand on this server's database; returns the
     /// secret it printed on its last line.
     pub fn admin_secret(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = run_ok(Command::new(bin("tandem-server")?).args(args).args(["--database", &self.database]))?;
+        let out = run_ok(
+            Command::new(bin("tandem-server")?)
+                .args(args)
+                .args(["--database", &self.database]),
+        )?;
         Ok(last_line(&out))
     }
 }
@@ -146,7 +171,10 @@ pub struct Tandem {
 
 impl Tandem {
     pub fn new(data_dir: &Path) -> Tandem {
-        Tandem { data_dir: data_dir.to_owned(), envs: Vec::new() }
+        Tandem {
+            data_dir: data_dir.to_owned(),
+            envs: Vec::new(),
+        }
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Tandem {
@@ -156,7 +184,8 @@ impl Tandem {
 
     pub fn cmd(&self) -> anyhow::Result<Command> {
         let mut cmd = Command::new(bin("tandem")?);
-        cmd.env("TANDEM_DATA_DIR", &self.data_dir).env("TANDEM_LOG", "info");
+        cmd.env("TANDEM_DATA_DIR", &self.data_dir)
+            .env("TANDEM_LOG", "info");
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
@@ -174,14 +203,26 @@ impl Tandem {
 
     /// Starts `tandem run` in the background.
     pub fn spawn_run(&self) -> anyhow::Result<Proc> {
-        let child = self.cmd()?.arg("run").stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
-        Ok(Proc { child, name: "tandem run".into() })
+        let child = self
+            .cmd()?
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Proc {
+            child,
+            name: "tandem run".into(),
+        })
     }
 }
 
 /// Polls `f` until it returns `Some`, or fails after `timeout`. For conditions another
 /// process brings about, where there is nothing to wait on directly.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+pub fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {

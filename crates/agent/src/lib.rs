@@ -5,11 +5,14 @@
 //! The faces hold an [`Agent`] (cheap to clone), watch [`Agent::subscribe`] for state
 //! changes and call its methods; [`Agent::run`] drives the schedule until cancelled.
 
+pub mod context;
 pub mod credentials;
+pub mod managed;
 pub mod nudge;
 pub mod policy;
 pub mod store;
 pub mod sync;
+pub mod track;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,9 +22,9 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tandem_checks::{CheckContext, Host, RealHost};
-use tandem_proto::state::{AgentState, Enrollment, PolicySource, PolicyState};
+use tandem_proto::state::{ActionItem, AgentState, Enrollment, PolicyState};
 use tandem_proto::v1::{EnrollRequest, Event, EventKind, SignedPolicy, StatusReport};
-use tandem_proto::Policy;
+use tandem_proto::{CheckId, Policy};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -44,12 +47,21 @@ pub enum AgentError {
     NotEnrolled,
     #[error("policy rejected: {0}")]
     PolicyRejected(#[from] policy::PolicyRejected),
+    #[error(transparent)]
+    Defer(#[from] nudge::DeferError),
+    #[error("{0} needs nothing from you right now")]
+    NothingToDefer(CheckId),
+    #[error("the policy does not allow pausing reminders")]
+    PauseNotAllowed,
 }
 
 /// Where the agent keeps its state and its token.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub data_dir: PathBuf,
+    /// A managed policy file to read instead of the platform's managed location
+    /// (`TANDEM_MANAGED_POLICY`).
+    pub managed_policy: Option<PathBuf>,
     /// `None`: the store chosen at enrolment, else the OS keyring.
     pub credential_store: Option<CredentialStoreKind>,
 }
@@ -58,11 +70,13 @@ impl AgentConfig {
     pub fn new(data_dir: PathBuf) -> AgentConfig {
         AgentConfig {
             data_dir,
+            managed_policy: None,
             credential_store: None,
         }
     }
 
-    /// `TANDEM_DATA_DIR` (else the user's data dir + `tandem`) and `TANDEM_CREDENTIAL_STORE`.
+    /// `TANDEM_DATA_DIR` (else the user's data dir + `tandem`), `TANDEM_CREDENTIAL_STORE` and
+    /// `TANDEM_MANAGED_POLICY`.
     pub fn from_env() -> AgentConfig {
         let data_dir = std::env::var_os("TANDEM_DATA_DIR")
             .filter(|v| !v.is_empty())
@@ -71,8 +85,12 @@ impl AgentConfig {
         let credential_store = std::env::var("TANDEM_CREDENTIAL_STORE")
             .ok()
             .and_then(|v| v.parse().ok());
+        let managed_policy = std::env::var_os("TANDEM_MANAGED_POLICY")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
         AgentConfig {
             data_dir,
+            managed_policy,
             credential_store,
         }
     }
@@ -106,6 +124,16 @@ const KEY_ENROLLMENT: &str = "enrollment";
 const KEY_SERVER_POLICY: &str = "server_policy";
 const KEY_LAST_SYNC: &str = "last_sync_at";
 const KEY_LAST_CHECK: &str = "last_check_at";
+const KEY_FIRST_SEEN: &str = "first_seen";
+const KEY_IDENTITY: &str = "identity";
+const KEY_POLICY_REJECTED: &str = "policy_rejected";
+/// The etag of the last server policy seen, applied or rejected: the long-poll waits for a
+/// change from it, so a rejected policy is not fetched again and again.
+const KEY_POLICY_SEEN: &str = "policy_seen_etag";
+const KEY_NUDGES: &str = "nudge_history";
+const KEY_PAUSED: &str = "reminders_paused_until";
+/// How often the nudge engine is asked; its own rules decide whether anything is shown.
+const NUDGE_TICK: Duration = Duration::from_secs(60);
 
 /// How long one policy long-poll waits on the server.
 const POLICY_WAIT: Duration = Duration::from_secs(55);
@@ -126,6 +154,16 @@ struct Inner {
     check_lock: Mutex<()>,
     /// One outbox flush at a time, so no report is sent twice concurrently.
     flush_lock: Mutex<()>,
+    /// Nudges the engine decided on, for whichever face shows them.
+    nudges: tokio::sync::broadcast::Sender<Nudge>,
+}
+
+/// A reminder to show: the engine's decision with the words for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nudge {
+    pub decision: nudge::Decision,
+    pub title: String,
+    pub body: String,
 }
 
 /// A handle to the agent runtime.
@@ -164,6 +202,7 @@ impl Agent {
                 enrolled: Notify::new(),
                 check_lock: Mutex::new(()),
                 flush_lock: Mutex::new(()),
+                nudges: tokio::sync::broadcast::channel(16).0,
             }),
         };
         agent.refresh_enrollment_and_policy().await?;
@@ -200,23 +239,50 @@ impl Agent {
         Credentials::new(kind, &self.inner.config.data_dir)
     }
 
-    /// The policy in force: the server's last verified policy, else the built-in defaults.
+    /// The policy in force: built-in defaults < the server's last verified policy < the
+    /// locally managed policy, with where each setting came from. A managed policy that
+    /// cannot be read or used is reported in the state and left out; the rest still applies.
     pub async fn effective_policy(&self) -> Result<(Policy, PolicyState), AgentError> {
         let stored: Option<StoredPolicy> = self.inner.store.get(KEY_SERVER_POLICY).await?;
-        if let Some(stored) = stored {
-            // Stored only after verification; parsing leniently again is enough here.
-            if let Ok(policy) = serde_json::from_value::<Policy>(stored.signed.policy.clone()) {
-                let state = PolicyState {
-                    source: PolicySource::Server,
-                    version: Some(stored.signed.version),
-                    group: Some(stored.signed.group.clone()),
-                    etag: Some(stored.signed.etag.clone()),
-                    received_at: Some(stored.received_at),
-                };
-                return Ok((policy, state));
-            }
+        let mut state = PolicyState::default();
+        if let Some(stored) = &stored {
+            state.version = Some(stored.signed.version);
+            state.group = Some(stored.signed.group.clone());
+            state.etag = Some(stored.signed.etag.clone());
+            state.received_at = Some(stored.received_at);
         }
-        Ok((Policy::default(), PolicyState::default()))
+        state.rejected = self.inner.store.get(KEY_POLICY_REJECTED).await?;
+        let managed = match managed::load(self.inner.config.managed_policy.as_ref()) {
+            Ok(m) => m,
+            Err(e) => {
+                state.managed_error = Some(e.to_string());
+                None
+            }
+        };
+        let server = stored.as_ref().map(|s| &s.signed.policy);
+        let resolved = match policy::resolve(server, managed.as_ref().map(|m| &m.value)) {
+            Ok(r) => Some(r),
+            Err(e) if managed.is_some() => {
+                state.managed_error = Some(format!(
+                    "{}: {e}",
+                    managed.as_ref().map_or("", |m| m.source_name.as_str())
+                ));
+                policy::resolve(server, None).ok()
+            }
+            Err(_) => None,
+        };
+        if let (Some(m), None) = (&managed, &state.managed_error) {
+            state.managed_path = Some(m.source_name.clone());
+        }
+        let (policy, origins) = match resolved {
+            Some(r) => r,
+            // The stored server policy was verified when it arrived; if this build cannot use
+            // it, the defaults are the safe fallback.
+            None => policy::resolve(None, None)?,
+        };
+        state.source = origins.values().copied().max().unwrap_or_default();
+        state.origins = origins;
+        Ok((policy, state))
     }
 
     /// Everything a check run is judged against besides the machine itself.
@@ -224,7 +290,13 @@ impl Agent {
         let (policy, _) = self.effective_policy().await?;
         Ok(CheckContext {
             policy,
-            ..CheckContext::default()
+            identity: self.inner.store.get(KEY_IDENTITY).await?,
+            first_seen: self
+                .inner
+                .store
+                .get(KEY_FIRST_SEEN)
+                .await?
+                .unwrap_or_default(),
         })
     }
 
@@ -267,7 +339,14 @@ impl Agent {
             credential_store: credentials.kind(),
         };
         self.inner.store.put(KEY_ENROLLMENT, &record).await?;
-        self.inner.store.delete(KEY_SERVER_POLICY).await?;
+        for key in [
+            KEY_SERVER_POLICY,
+            KEY_POLICY_SEEN,
+            KEY_POLICY_REJECTED,
+            KEY_IDENTITY,
+        ] {
+            self.inner.store.delete(key).await?;
+        }
         self.refresh_enrollment_and_policy().await?;
         self.inner.enrolled.notify_waiters();
         tracing::info!(device_id = %record.device_id, server = %record.server_url, "enrolled");
@@ -287,6 +366,8 @@ impl Agent {
         let now = Utc::now();
         let outcome = async {
             self.inner.store.record_results(&results).await?;
+            let first_seen = track::update_first_seen(&ctx.first_seen, &results, now);
+            self.inner.store.put(KEY_FIRST_SEEN, &first_seen).await?;
             self.inner.store.put(KEY_LAST_CHECK, &now).await?;
             if self.enrollment().await?.is_some() {
                 self.queue_report(results.clone()).await?;
@@ -302,6 +383,7 @@ impl Agent {
             s.outbox_len = outbox_len;
         });
         outcome?;
+        self.refresh_items().await?;
         self.inner.flush_requested.notify_one();
         Ok(self.state())
     }
@@ -311,6 +393,12 @@ impl Agent {
         results: Vec<tandem_proto::CheckResult>,
     ) -> Result<StatusReport, AgentError> {
         let inventory = tandem_checks::inventory::inventory(self.inner.host.os());
+        let policy_etag = self
+            .inner
+            .store
+            .get::<StoredPolicy>(KEY_SERVER_POLICY)
+            .await?
+            .map(|p| p.signed.etag);
         let report = self
             .inner
             .store
@@ -321,6 +409,7 @@ impl Agent {
                 inventory,
                 results,
                 events,
+                policy_etag,
             })
             .await?;
         Ok(report)
@@ -399,11 +488,13 @@ impl Agent {
         match policy::verify(&signed, &record.policy_signing_key) {
             Ok(_) => {
                 let version = signed.version;
+                self.inner.store.put(KEY_POLICY_SEEN, &signed.etag).await?;
                 let stored = StoredPolicy {
                     signed,
                     received_at: Utc::now(),
                 };
                 self.inner.store.put(KEY_SERVER_POLICY, &stored).await?;
+                self.inner.store.delete(KEY_POLICY_REJECTED).await?;
                 self.push_event(EventKind::PolicyApplied, format!("version {version}"))
                     .await;
                 self.refresh_enrollment_and_policy().await?;
@@ -414,6 +505,13 @@ impl Agent {
             }
             Err(rejected) => {
                 tracing::error!(error = %rejected, version = signed.version, "rejected server policy; keeping the last good one");
+                let why = format!(
+                    "version {} from the server was rejected: {rejected}",
+                    signed.version
+                );
+                self.inner.store.put(KEY_POLICY_SEEN, &signed.etag).await?;
+                self.inner.store.put(KEY_POLICY_REJECTED, &why).await?;
+                self.refresh_enrollment_and_policy().await?;
                 self.push_event(
                     EventKind::PolicyRejected,
                     format!("version {}: {rejected}", signed.version),
@@ -441,13 +539,10 @@ impl Agent {
         let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
         let token = self.credentials(Some(&record)).load().await?;
         let client = sync::Client::new(&record.server_url)?;
-        let (_, current) = self.effective_policy().await?;
-        match client
-            .poll_policy(&token, current.etag.as_deref(), wait)
-            .await?
-        {
+        let seen: Option<String> = self.inner.store.get(KEY_POLICY_SEEN).await?;
+        match client.poll_policy(&token, seen.as_deref(), wait).await? {
             PolicyPoll::NotModified => Ok(false),
-            PolicyPoll::Changed(signed) if Some(&signed.etag) == current.etag.as_ref() => Ok(false),
+            PolicyPoll::Changed(signed) if Some(&signed.etag) == seen.as_ref() => Ok(false),
             PolicyPoll::Changed(signed) => self.apply_server_policy(*signed).await.map(|()| true),
         }
     }
@@ -465,6 +560,159 @@ impl Agent {
         Ok(self.state())
     }
 
+    /// The nudge items that follow from the latest results, first-seen times, policy and
+    /// nudge history.
+    async fn current_items(
+        &self,
+    ) -> Result<(Vec<nudge::Item>, nudge::History, Policy), AgentError> {
+        let (policy, _) = self.effective_policy().await?;
+        let first_seen: track::FirstSeen = self
+            .inner
+            .store
+            .get(KEY_FIRST_SEEN)
+            .await?
+            .unwrap_or_default();
+        let history: nudge::History = self.inner.store.get(KEY_NUDGES).await?.unwrap_or_default();
+        let results = self.state().results;
+        let items = track::items(&results, &first_seen, &policy, Utc::now());
+        Ok((items, history, policy))
+    }
+
+    /// Recomputes the open items shown in the state (phases move with the clock).
+    pub async fn refresh_items(&self) -> Result<(), AgentError> {
+        let (items, mut history, policy) = self.current_items().await?;
+        let open: Vec<_> = items.iter().map(|i| i.check_id).collect();
+        history.retain_items(&open);
+        self.inner.store.put(KEY_NUDGES, &history).await?;
+        let now = Utc::now();
+        let mut states: Vec<ActionItem> = items
+            .iter()
+            .map(|i| {
+                let h = history.items.get(&i.check_id).cloned().unwrap_or_default();
+                ActionItem {
+                    check_id: i.check_id,
+                    phase: nudge::phase(i, &policy.nudges, now),
+                    first_seen: i.first_seen,
+                    deadline: i.deadline,
+                    deferrals_left: if now < i.deadline {
+                        policy
+                            .nudges
+                            .deferrals
+                            .max_count
+                            .saturating_sub(h.deferrals)
+                    } else {
+                        0
+                    },
+                    deferred_until: h.deferred_until.filter(|t| *t > now),
+                }
+            })
+            .collect();
+        states.sort_by(|a, b| b.phase.cmp(&a.phase).then(a.deadline.cmp(&b.deadline)));
+        let paused: Option<DateTime<Utc>> = self.inner.store.get(KEY_PAUSED).await?;
+        self.update(|s| {
+            s.items = states;
+            s.paused_until = paused.filter(|t| *t > now);
+        });
+        Ok(())
+    }
+
+    /// Asks the nudge engine whether to remind the user of something now. A decision is
+    /// recorded as shown (and as an event for the next report) before it is returned.
+    pub async fn nudge_tick(&self, ctx: &nudge::UserContext) -> Result<Option<Nudge>, AgentError> {
+        let now = Utc::now();
+        if self.state().paused_until.is_some_and(|t| t > now) {
+            return Ok(None);
+        }
+        let (items, mut history, policy) = self.current_items().await?;
+        let Some(decision) = nudge::decide(&items, &policy.nudges, &history, ctx, now) else {
+            return Ok(None);
+        };
+        history.record_shown(decision.check_id, now);
+        self.inner.store.put(KEY_NUDGES, &history).await?;
+        self.push_check_event(
+            EventKind::NudgeShown,
+            decision.check_id,
+            format!("{:?}", decision.phase),
+        )
+        .await;
+        let result = self
+            .state()
+            .results
+            .into_iter()
+            .find(|r| r.id == decision.check_id);
+        let title = match decision.phase {
+            nudge::Phase::Overdue => format!("Overdue: {}", decision.check_id.title()),
+            nudge::Phase::Imminent => format!("Due soon: {}", decision.check_id.title()),
+            _ => decision.check_id.title().to_owned(),
+        };
+        let body = result.map(|r| r.summary).unwrap_or_default();
+        self.refresh_items().await?;
+        let nudge = Nudge {
+            decision,
+            title,
+            body,
+        };
+        // No face listening is fine: the nudge is recorded either way.
+        let _ = self.inner.nudges.send(nudge.clone());
+        Ok(Some(nudge))
+    }
+
+    /// Nudges as the running agent decides them.
+    pub fn nudges(&self) -> tokio::sync::broadcast::Receiver<Nudge> {
+        self.inner.nudges.subscribe()
+    }
+
+    /// The user chose "Later" on an item.
+    pub async fn defer(&self, check_id: CheckId) -> Result<DateTime<Utc>, AgentError> {
+        let (items, mut history, policy) = self.current_items().await?;
+        let item = items
+            .iter()
+            .find(|i| i.check_id == check_id)
+            .ok_or(AgentError::NothingToDefer(check_id))?;
+        let until = history.record_deferral(item, &policy.nudges, Utc::now())?;
+        self.inner.store.put(KEY_NUDGES, &history).await?;
+        self.push_check_event(
+            EventKind::NudgeDeferred,
+            check_id,
+            format!("until {}", until.to_rfc3339()),
+        )
+        .await;
+        self.refresh_items().await?;
+        Ok(until)
+    }
+
+    /// The user acted on an item ("Fix now"): recorded, and the machine is checked again
+    /// soon so a fixed item turns green.
+    pub async fn acted(&self, check_id: CheckId) {
+        self.push_check_event(EventKind::NudgeActed, check_id, "fix opened".into())
+            .await;
+        self.request_check();
+    }
+
+    /// "Pause reminders": allowed only while the policy allows deferring at all.
+    pub async fn pause_reminders(&self, duration: Duration) -> Result<DateTime<Utc>, AgentError> {
+        let (policy, _) = self.effective_policy().await?;
+        if policy.nudges.deferrals.max_count == 0 {
+            return Err(AgentError::PauseNotAllowed);
+        }
+        let until = Utc::now() + chrono::Duration::from_std(duration).unwrap_or_default();
+        self.inner.store.put(KEY_PAUSED, &until).await?;
+        self.refresh_items().await?;
+        Ok(until)
+    }
+
+    async fn push_check_event(&self, kind: EventKind, check_id: CheckId, detail: String) {
+        let event = Event {
+            kind,
+            at: Utc::now(),
+            check_id: Some(check_id),
+            detail: Some(detail),
+        };
+        if let Err(e) = self.inner.store.push_event(&event).await {
+            tracing::warn!(error = %e, "could not record an event");
+        }
+    }
+
     /// Asks the running scheduler for a check run now (the tray's "Check now").
     pub fn request_check(&self) {
         self.inner.check_requested.notify_one();
@@ -477,6 +725,7 @@ impl Agent {
             shutdown.run_until_cancelled(self.check_loop()),
             shutdown.run_until_cancelled(self.report_loop()),
             shutdown.run_until_cancelled(self.policy_loop()),
+            shutdown.run_until_cancelled(self.nudge_loop()),
         );
         self.inner.store.close().await;
     }
@@ -530,6 +779,19 @@ impl Agent {
                     }
                 }
                 () = self.inner.flush_requested.notified() => {}
+            }
+        }
+    }
+
+    async fn nudge_loop(&self) {
+        loop {
+            tokio::time::sleep(NUDGE_TICK).await;
+            let ctx = context::current().await.to_context();
+            if let Err(e) = self.refresh_items().await {
+                tracing::warn!(error = %e, "could not refresh the open items");
+            }
+            if let Err(e) = self.nudge_tick(&ctx).await {
+                tracing::warn!(error = %e, "nudge decision failed");
             }
         }
     }

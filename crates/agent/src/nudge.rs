@@ -20,14 +20,7 @@ use tandem_proto::CheckId;
 /// No two nudges, of any items, closer than this: bursts are what makes people quit an app.
 pub const MIN_GAP: Duration = Duration::minutes(30);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Notice,
-    Reminder,
-    Imminent,
-    Overdue,
-}
+pub use tandem_proto::state::Phase;
 
 /// Something the user has to do, with its deadline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -109,3 +109,112 @@ mod tests {
         ));
     }
 }
+
+/// Lays `overlay` over `base`: objects merge key by key, anything else replaces.
+pub fn merge(base: &mut serde_json::Value, overlay: &serde_json::Value) {
+    match (base, overlay) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+fn mark_leaves(
+    value: &serde_json::Value,
+    at: String,
+    source: tandem_proto::state::PolicySource,
+    origins: &mut std::collections::BTreeMap<String, tandem_proto::state::PolicySource>,
+) {
+    match value {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                mark_leaves(v, format!("{at}/{k}"), source, origins);
+            }
+        }
+        _ => {
+            // A leaf set by a higher source hides everything the lower sources said below it.
+            origins.retain(|k, _| !(k.starts_with(&at) && k[at.len()..].starts_with('/')));
+            origins.insert(at, source);
+        }
+    }
+}
+
+/// Resolves the policy in force: built-in defaults < the server's policy < the locally
+/// managed policy, with the source of every setting.
+pub fn resolve(
+    server: Option<&serde_json::Value>,
+    managed: Option<&serde_json::Value>,
+) -> Result<
+    (
+        Policy,
+        std::collections::BTreeMap<String, tandem_proto::state::PolicySource>,
+    ),
+    PolicyRejected,
+> {
+    use tandem_proto::state::PolicySource;
+    let defaults = serde_json::to_value(Policy::default())
+        .map_err(|e| PolicyRejected::Invalid(e.to_string()))?;
+    let mut merged = defaults.clone();
+    let mut origins = std::collections::BTreeMap::new();
+    mark_leaves(
+        &defaults,
+        String::new(),
+        PolicySource::BuiltIn,
+        &mut origins,
+    );
+    for (layer, source) in [
+        (server, PolicySource::Server),
+        (managed, PolicySource::Managed),
+    ] {
+        if let Some(layer) = layer {
+            merge(&mut merged, layer);
+            mark_leaves(layer, String::new(), source, &mut origins);
+        }
+    }
+    let policy: Policy =
+        serde_json::from_value(merged).map_err(|e| PolicyRejected::Invalid(e.to_string()))?;
+    policy
+        .validate()
+        .map_err(|e| PolicyRejected::Invalid(e.to_string()))?;
+    Ok((policy, origins))
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+    use serde_json::json;
+    use tandem_proto::state::PolicySource;
+
+    #[test]
+    fn managed_beats_server_beats_defaults_and_each_setting_knows_its_source() {
+        let server = json!({"checks": {"os_updates": {"grace_days": 7}, "screen_lock": {"max_idle_minutes": 15}}});
+        let managed = json!({"checks": {"screen_lock": {"max_idle_minutes": 5}}});
+        let (p, origins) = resolve(Some(&server), Some(&managed)).unwrap();
+        assert_eq!(p.checks.os_updates.common.grace_days, 7);
+        assert_eq!(p.checks.screen_lock.max_idle_minutes, 5);
+        assert_eq!(p.intervals.check_minutes, 60);
+        assert_eq!(
+            origins["/checks/os_updates/grace_days"],
+            PolicySource::Server
+        );
+        assert_eq!(
+            origins["/checks/screen_lock/max_idle_minutes"],
+            PolicySource::Managed
+        );
+        assert_eq!(origins["/intervals/check_minutes"], PolicySource::BuiltIn);
+    }
+
+    #[test]
+    fn a_layer_that_breaks_the_rules_is_refused() {
+        let managed = json!({"intervals": {"check_minutes": 0}});
+        assert!(resolve(None, Some(&managed)).is_err());
+    }
+}

@@ -11,7 +11,11 @@ use tandem_proto::CheckResult;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "Tandem security-posture agent (command line)")]
+#[command(
+    name = "tandem",
+    version,
+    about = "Tandem security-posture agent (command line)"
+)]
 struct Cli {
     /// Where the agent keeps its state (default: the user's data dir + `tandem`).
     #[arg(long, global = true, env = "TANDEM_DATA_DIR")]
@@ -61,12 +65,17 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))),
+            tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tandem: cannot start the async runtime: {e}");
@@ -103,7 +112,9 @@ fn config(cli: &Cli) -> AgentConfig {
 async fn open(cli: &Cli) -> anyhow::Result<Agent> {
     let config = config(cli);
     let dir = config.data_dir.display().to_string();
-    Agent::open(config).await.with_context(|| format!("cannot open the agent state in {dir}"))
+    Agent::open(config)
+        .await
+        .with_context(|| format!("cannot open the agent state in {dir}"))
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<()> {
@@ -111,8 +122,10 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Check { json, replay } => {
             let (device, results) = match replay {
                 Some(path) => {
-                    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-                    let bundle = Bundle::from_json(&text).with_context(|| format!("cannot use {}", path.display()))?;
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let bundle = Bundle::from_json(&text)
+                        .with_context(|| format!("cannot use {}", path.display()))?;
                     let ctx = bundle.context.clone().unwrap_or_default();
                     let device = tandem_checks::inventory::device_info(&bundle.os);
                     let host = ReplayHost::new(bundle);
@@ -122,7 +135,8 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                     let agent = open(&cli).await?;
                     let ctx = agent.check_context().await?;
                     let host = RealHost::new();
-                    let device = tandem_checks::inventory::device_info(tandem_checks::Host::os(&host));
+                    let device =
+                        tandem_checks::inventory::device_info(tandem_checks::Host::os(&host));
                     (device, tandem_checks::run_checks(&host, &ctx).await)
                 }
             };
@@ -140,21 +154,35 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 if let Some(map) = value.as_object_mut() {
                     map.insert("enrolled".into(), state.enrollment.is_some().into());
                     map.insert("tray_state".into(), state.tray_state().as_str().into());
-                    map.insert("data_dir".into(), agent.data_dir().display().to_string().into());
+                    map.insert(
+                        "data_dir".into(),
+                        agent.data_dir().display().to_string().into(),
+                    );
                 }
                 print_json(&value)?;
             } else {
                 let mut out = std::io::stdout().lock();
                 match &state.enrollment {
-                    Some(e) => writeln!(out, "Enrolled:    yes, device {} at {}", e.device_id, e.server_url)?,
+                    Some(e) => writeln!(
+                        out,
+                        "Enrolled:    yes, device {} at {}",
+                        e.device_id, e.server_url
+                    )?,
                     None => writeln!(out, "Enrolled:    no")?,
                 }
                 let never = || "never".to_owned();
-                writeln!(out, "Last sync:   {}", state.last_sync_at.map_or_else(never, |t| t.to_rfc3339()))?;
+                writeln!(
+                    out,
+                    "Last sync:   {}",
+                    state.last_sync_at.map_or_else(never, |t| t.to_rfc3339())
+                )?;
                 if let Some(err) = &state.last_sync_error {
                     writeln!(out, "Sync error:  {err}")?;
                 }
-                let version = state.policy.version.map_or_else(|| "built-in defaults".into(), |v| format!("version {v}"));
+                let version = state
+                    .policy
+                    .version
+                    .map_or_else(|| "built-in defaults".into(), |v| format!("version {v}"));
                 writeln!(out, "Policy:      {version}")?;
                 writeln!(out, "Outbox:      {} report(s) waiting", state.outbox_len)?;
                 writeln!(out, "State:       {}", state.tray_state().as_str())?;
@@ -162,8 +190,14 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Enroll { server, secret } => {
             let agent = open(&cli).await?;
-            let enrollment = agent.enroll(server, secret).await.context("enrolment failed")?;
-            println!("enrolled as device {} at {}", enrollment.device_id, enrollment.server_url);
+            let enrollment = agent
+                .enroll(server, secret)
+                .await
+                .context("enrolment failed")?;
+            println!(
+                "enrolled as device {} at {}",
+                enrollment.device_id, enrollment.server_url
+            );
             // A first report and the policy right away, so IT sees the device at once. The
             // enrolment itself has succeeded even if this does not.
             if let Err(e) = agent.sync_now().await {
@@ -176,7 +210,10 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "synced: {} result(s) sent, policy {}, {} report(s) still queued",
                 state.results.len(),
-                state.policy.version.map_or_else(|| "built-in".to_owned(), |v| format!("version {v}")),
+                state
+                    .policy
+                    .version
+                    .map_or_else(|| "built-in".to_owned(), |v| format!("version {v}")),
                 state.outbox_len
             );
         }
@@ -190,6 +227,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 signal.cancel();
             });
             tracing::info!(data_dir = %agent.data_dir().display(), "tandem agent running");
+            tokio::spawn(show_nudges(agent.nudges()));
             agent.run(shutdown).await;
         }
         Command::Diagnose { out } => {
@@ -201,10 +239,40 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             bundle.context = Some(ctx);
             let text = serde_json::to_string_pretty(&bundle)?;
             std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
-            eprintln!("wrote {} ({} checks, {} commands recorded)", out.display(), results.len(), bundle.commands.len());
+            eprintln!(
+                "wrote {} ({} checks, {} commands recorded)",
+                out.display(),
+                results.len(),
+                bundle.commands.len()
+            );
         }
     }
     Ok(())
+}
+
+/// Headless faces still remind: through the desktop notification service when the session
+/// has one, else in the log.
+async fn show_nudges(mut nudges: tokio::sync::broadcast::Receiver<tandem_agent::Nudge>) {
+    loop {
+        let nudge = match nudges.recv().await {
+            Ok(n) => n,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        tracing::info!(check = %nudge.decision.check_id, phase = ?nudge.decision.phase, "reminder: {}", nudge.body);
+        let shown = tokio::task::spawn_blocking(move || {
+            notify_rust::Notification::new()
+                .appname("Tandem")
+                .summary(&nudge.title)
+                .body(&nudge.body)
+                .show()
+                .map(|_| ())
+        })
+        .await;
+        if let Ok(Err(e)) = shown {
+            tracing::debug!(error = %e, "no notification service; the reminder is in the log only");
+        }
+    }
 }
 
 async fn wait_for_termination() {
@@ -238,10 +306,21 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
 
 fn print_table(results: &[CheckResult]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let width = results.iter().map(|r| r.id.title().len()).max().unwrap_or(5).max(5);
+    let width = results
+        .iter()
+        .map(|r| r.id.title().len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     writeln!(out, "{:<width$}  {:<14}  SUMMARY", "CHECK", "STATUS")?;
     for r in results {
-        writeln!(out, "{:<width$}  {:<14}  {}", r.id.title(), r.status.as_str(), r.summary)?;
+        writeln!(
+            out,
+            "{:<width$}  {:<14}  {}",
+            r.id.title(),
+            r.status.as_str(),
+            r.summary
+        )?;
     }
     if results.is_empty() {
         bail!("no checks are enabled by the policy in force");

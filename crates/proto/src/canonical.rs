@@ -53,7 +53,11 @@ fn write_string(s: &str, out: &mut String) {
 /// The bytes a signed policy's signature covers: a domain-separation line, the version, the
 /// group, then the canonical policy JSON.
 pub fn policy_signing_bytes(version: i64, group: &str, policy: &Value) -> Vec<u8> {
-    format!("tandem-policy-v1\n{version}\n{group}\n{}", to_canonical_json(policy)).into_bytes()
+    format!(
+        "tandem-policy-v1\n{version}\n{group}\n{}",
+        to_canonical_json(policy)
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]
@@ -64,14 +68,23 @@ mod tests {
     #[test]
     fn keys_are_sorted_at_every_depth_and_output_is_compact() {
         let v = json!({"b": 1, "a": {"z": [true, null, "x\"y"], "c": 1.5}});
-        assert_eq!(to_canonical_json(&v), r#"{"a":{"c":1.5,"z":[true,null,"x\"y"]},"b":1}"#);
+        assert_eq!(
+            to_canonical_json(&v),
+            r#"{"a":{"c":1.5,"z":[true,null,"x\"y"]},"b":1}"#
+        );
     }
 
     #[test]
     fn equal_values_from_different_texts_have_equal_bytes() {
         let a: Value = serde_json::from_str(r#"{ "x": 1, "y": "é" }"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"y":"\u00e9","x":1}"#).unwrap();
-        assert_eq!(policy_signing_bytes(3, "default", &a), policy_signing_bytes(3, "default", &b));
-        assert_ne!(policy_signing_bytes(3, "default", &a), policy_signing_bytes(4, "default", &a));
+        assert_eq!(
+            policy_signing_bytes(3, "default", &a),
+            policy_signing_bytes(3, "default", &b)
+        );
+        assert_ne!(
+            policy_signing_bytes(3, "default", &a),
+            policy_signing_bytes(4, "default", &a)
+        );
     }
 }

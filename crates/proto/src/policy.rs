@@ -32,7 +32,11 @@ pub struct Org {
 
 impl Default for Org {
     fn default() -> Self {
-        Org { name: "your organisation".into(), helpdesk_url: None, phishing_contact: None }
+        Org {
+            name: "your organisation".into(),
+            helpdesk_url: None,
+            phishing_contact: None,
+        }
     }
 }
 
@@ -66,7 +70,13 @@ pub struct Common {
 
 impl Default for Common {
     fn default() -> Self {
-        Common { enabled: true, severity: Severity::Medium, owner: None, grace_days: 14, deadline: None }
+        Common {
+            enabled: true,
+            severity: Severity::Medium,
+            owner: None,
+            grace_days: 14,
+            deadline: None,
+        }
     }
 }
 
@@ -82,7 +92,10 @@ pub struct OsUpdatesPolicy {
 impl Default for OsUpdatesPolicy {
     fn default() -> Self {
         OsUpdatesPolicy {
-            common: Common { severity: Severity::High, ..Common::default() },
+            common: Common {
+                severity: Severity::High,
+                ..Common::default()
+            },
             security_grace_days: 3,
         }
     }
@@ -120,7 +133,11 @@ pub struct PasswordAgePolicy {
 
 impl Default for PasswordAgePolicy {
     fn default() -> Self {
-        PasswordAgePolicy { common: Common::default(), max_age_days: 365, source: PasswordSource::default() }
+        PasswordAgePolicy {
+            common: Common::default(),
+            max_age_days: 365,
+            source: PasswordSource::default(),
+        }
     }
 }
 
@@ -137,9 +154,15 @@ impl Default for PasswordManagerPolicy {
     fn default() -> Self {
         PasswordManagerPolicy {
             common: Common::default(),
-            recognised: ["1password", "bitwarden", "keepassxc", "proton_pass", "dashlane"]
-                .map(String::from)
-                .to_vec(),
+            recognised: [
+                "1password",
+                "bitwarden",
+                "keepassxc",
+                "proton_pass",
+                "dashlane",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -155,7 +178,10 @@ pub struct ScreenLockPolicy {
 
 impl Default for ScreenLockPolicy {
     fn default() -> Self {
-        ScreenLockPolicy { common: Common::default(), max_idle_minutes: 10 }
+        ScreenLockPolicy {
+            common: Common::default(),
+            max_idle_minutes: 10,
+        }
     }
 }
 
@@ -170,7 +196,10 @@ pub struct AntivirusPolicy {
 
 impl Default for AntivirusPolicy {
     fn default() -> Self {
-        AntivirusPolicy { common: Common::default(), max_definitions_age_days: 3 }
+        AntivirusPolicy {
+            common: Common::default(),
+            max_definitions_age_days: 3,
+        }
     }
 }
 
@@ -189,16 +218,24 @@ impl Default for OsSupportedPolicy {
     fn default() -> Self {
         OsSupportedPolicy {
             common: Common::default(),
-            minimum: [("macos", "14.6"), ("windows", "10.0.19045"), ("ubuntu", "22.04"), ("debian", "12")]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            minimum: [
+                ("macos", "14.6"),
+                ("windows", "10.0.19045"),
+                ("ubuntu", "22.04"),
+                ("debian", "12"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
         }
     }
 }
 
 fn it_owned() -> Common {
-    Common { owner: Some(Owner::It), ..Common::default() }
+    Common {
+        owner: Some(Owner::It),
+        ..Common::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,7 +321,13 @@ impl Default for WorkingHours {
         WorkingHours {
             start: NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
             end: NaiveTime::from_hms_opt(18, 0, 0).unwrap_or_default(),
-            days: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
+            days: vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+            ],
         }
     }
 }
@@ -299,7 +342,10 @@ pub struct Deferrals {
 
 impl Default for Deferrals {
     fn default() -> Self {
-        Deferrals { max_count: 3, max_hours: 72 }
+        Deferrals {
+            max_count: 3,
+            max_hours: 72,
+        }
     }
 }
 
@@ -366,7 +412,10 @@ pub struct Intervals {
 
 impl Default for Intervals {
     fn default() -> Self {
-        Intervals { check_minutes: 60, report_minutes: 15 }
+        Intervals {
+            check_minutes: 60,
+            report_minutes: 15,
+        }
     }
 }
 
@@ -396,16 +445,26 @@ impl Policy {
     /// when a newer server adds settings.)
     pub fn parse_strict(value: &serde_json::Value) -> Result<Policy, PolicyError> {
         if !value.is_object() {
-            return Err(PolicyError { pointer: String::new(), message: "a policy must be a JSON object".into() });
+            return Err(PolicyError {
+                pointer: String::new(),
+                message: "a policy must be a JSON object".into(),
+            });
         }
-        let policy: Policy = serde_json::from_value(value.clone())
-            .map_err(|e| PolicyError { pointer: String::new(), message: e.to_string() })?;
+        let policy: Policy = serde_json::from_value(value.clone()).map_err(|e| PolicyError {
+            pointer: String::new(),
+            message: e.to_string(),
+        })?;
         // Serde ignores unknown keys; a typo such as `grace_day` would silently do nothing.
         // Every key of the input must therefore survive a round trip through the typed model.
-        let known = serde_json::to_value(&policy)
-            .map_err(|e| PolicyError { pointer: String::new(), message: e.to_string() })?;
+        let known = serde_json::to_value(&policy).map_err(|e| PolicyError {
+            pointer: String::new(),
+            message: e.to_string(),
+        })?;
         if let Some(pointer) = first_unknown_key(value, &known, String::new()) {
-            return Err(PolicyError { pointer, message: "unknown setting".into() });
+            return Err(PolicyError {
+                pointer,
+                message: "unknown setting".into(),
+            });
         }
         policy.validate()?;
         Ok(policy)
@@ -414,7 +473,10 @@ impl Policy {
     /// Range checks that the type system cannot express.
     pub fn validate(&self) -> Result<(), PolicyError> {
         let err = |pointer: &str, message: &str| {
-            Err(PolicyError { pointer: pointer.to_owned(), message: message.to_owned() })
+            Err(PolicyError {
+                pointer: pointer.to_owned(),
+                message: message.to_owned(),
+            })
         };
         if self.intervals.check_minutes == 0 || self.intervals.check_minutes > 7 * 24 * 60 {
             return err("/intervals/check_minutes", "must be between 1 and 10080");
@@ -437,7 +499,11 @@ impl Policy {
     }
 }
 
-fn first_unknown_key(input: &serde_json::Value, known: &serde_json::Value, at: String) -> Option<String> {
+fn first_unknown_key(
+    input: &serde_json::Value,
+    known: &serde_json::Value,
+    at: String,
+) -> Option<String> {
     match (input, known) {
         (serde_json::Value::Object(i), serde_json::Value::Object(k)) => {
             for (key, value) in i {
@@ -475,7 +541,8 @@ mod tests {
 
     #[test]
     fn partial_sections_override_only_what_they_name() {
-        let p = Policy::parse_strict(&json!({"checks": {"os_updates": {"grace_days": 7}}})).unwrap();
+        let p =
+            Policy::parse_strict(&json!({"checks": {"os_updates": {"grace_days": 7}}})).unwrap();
         assert_eq!(p.checks.os_updates.common.grace_days, 7);
         assert_eq!(p.checks.os_updates.security_grace_days, 3);
         assert!(p.checks.firewall.enabled);
@@ -511,14 +578,22 @@ mod tests {
         let p = Policy::parse_strict(&doc).unwrap();
         assert_eq!(p.org.name, "Acme");
         assert_eq!(p.it_commitments.len(), 1);
-        assert_eq!(p.checks.os_supported.minimum.get("ubuntu").map(String::as_str), Some("22.04"));
+        assert_eq!(
+            p.checks
+                .os_supported
+                .minimum
+                .get("ubuntu")
+                .map(String::as_str),
+            Some("22.04")
+        );
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let e = Policy::parse_strict(&json!({"checks": {"firewal": {}}})).unwrap_err();
         assert_eq!(e.pointer, "/checks/firewal");
-        let e = Policy::parse_strict(&json!({"checks": {"os_updates": {"grace_day": 3}}})).unwrap_err();
+        let e =
+            Policy::parse_strict(&json!({"checks": {"os_updates": {"grace_day": 3}}})).unwrap_err();
         assert_eq!(e.pointer, "/checks/os_updates/grace_day");
         let e = Policy::parse_strict(&json!({"intervals": {"check_minutes": 0}})).unwrap_err();
         assert_eq!(e.pointer, "/intervals/check_minutes");

@@ -14,6 +14,8 @@ pub const PATH_POLICY: &str = "/api/v1/agent/policy";
 pub const PATH_IDENTITY: &str = "/api/v1/agent/identity";
 pub const PATH_PHISHING: &str = "/api/v1/agent/phishing-reports";
 pub const PATH_ADMIN_DEVICES: &str = "/api/v1/admin/devices";
+/// Axum route syntax; `{group}` is the group's name.
+pub const PATH_ADMIN_GROUP_POLICY: &str = "/api/v1/admin/groups/{group}/policy";
 
 /// Problem type URIs (RFC 9457 `type`) that the agent acts upon.
 pub mod problem {
@@ -39,6 +41,9 @@ pub struct Problem {
     pub status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For invalid input: a JSON pointer to the offending value (extension member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
 }
 
 /// What the agent says about the machine. Every field is untrusted on the server.
@@ -112,6 +117,19 @@ pub enum EventKind {
     PolicyRejected,
 }
 
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::NudgeShown => "nudge_shown",
+            EventKind::NudgeDeferred => "nudge_deferred",
+            EventKind::NudgeActed => "nudge_acted",
+            EventKind::StatusChanged => "status_changed",
+            EventKind::PolicyApplied => "policy_applied",
+            EventKind::PolicyRejected => "policy_rejected",
+        }
+    }
+}
+
 /// Something that happened on the device, sent with the next report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -135,6 +153,9 @@ pub struct StatusReport {
     pub results: Vec<CheckResult>,
     #[serde(default)]
     pub events: Vec<Event>,
+    /// The etag of the server policy the agent has applied, so IT sees what is in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_etag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

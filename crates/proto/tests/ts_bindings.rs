@@ -22,6 +22,8 @@ fn declarations() -> String {
         state::Enrollment::decl(),
         state::PolicySource::decl(),
         state::PolicyState::decl(),
+        state::Phase::decl(),
+        state::ActionItem::decl(),
         state::AgentState::decl(),
         v1::DeviceInfo::decl(),
         v1::UserInfo::decl(),

@@ -106,7 +106,7 @@ fn check_next_allowed_moment(
     let gates_open = in_working_hours(policy, ctx, now)
         && !ctx.away
         && !ctx.fullscreen
-        && !(ctx.do_not_disturb && policy.respect_do_not_disturb)
+        && (!ctx.do_not_disturb || !policy.respect_do_not_disturb)
         && shown_today(history, ctx, now) < policy.max_per_day
         && history.shown.last().is_none_or(|t| now - *t >= MIN_GAP);
     let overdue_ready = s.items.iter().any(|i| {
@@ -368,8 +368,10 @@ fn random_contexts_never_break_the_rules() {
         seed
     };
     for round in 0..20 {
-        let mut policy = Nudges::default();
-        policy.max_per_day = u32::try_from(next() % 5).unwrap() + 1;
+        let mut policy = Nudges {
+            max_per_day: u32::try_from(next() % 5).unwrap() + 1,
+            ..Nudges::default()
+        };
         policy.working_hours.start =
             NaiveTime::from_hms_opt(u32::try_from(next() % 10).unwrap() + 6, 0, 0).unwrap();
         let items: Vec<Item> = CheckId::ALL
