@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod desktop;
+mod faults;
 mod keyring;
 mod skeleton;

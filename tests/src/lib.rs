@@ -3,3 +3,4 @@
 
 pub mod desktop_session;
 pub mod procs;
+pub mod proxy;

@@ -21,17 +21,67 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("local store {path}: {source}")]
-    Database { path: PathBuf, source: sqlx::Error },
-    #[error("local store migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("local store: {0}")]
-    Query(#[from] sqlx::Error),
+    #[error("local store {path}: {}", .cause.message)]
+    Database { path: PathBuf, cause: DbCause },
+    #[error("local store: {}", .0.message)]
+    Query(DbCause),
     #[error("local store holds malformed data under `{key}`: {source}")]
     Malformed {
         key: String,
         source: serde_json::Error,
     },
+}
+
+/// What SQLite said, once: sqlx's errors repeat their cause in `source()`, which would print
+/// it twice in a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbCause {
+    pub message: String,
+    /// SQLite's extended result code, when the database answered.
+    pub code: Option<i64>,
+}
+
+impl DbCause {
+    fn of(e: &sqlx::Error) -> DbCause {
+        let (mut message, code) = match e {
+            sqlx::Error::Database(db) => (
+                db.message().to_owned(),
+                db.code().and_then(|c| c.parse().ok()),
+            ),
+            other => (other.to_string(), None),
+        };
+        // SQLITE_FULL, and the shared-memory and write I/O errors a full file system causes.
+        if matches!(code.map(|c| c & 0xff), Some(13) | Some(10)) {
+            message.push_str(" (the disk may be full)");
+        }
+        DbCause { message, code }
+    }
+
+    /// SQLite's primary result code.
+    fn primary(&self) -> Option<i64> {
+        self.code.map(|c| c & 0xff)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Query(DbCause::of(&e))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::Execute(source)
+            | sqlx::migrate::MigrateError::ExecuteMigration(source, _) => {
+                StoreError::Query(DbCause::of(&source))
+            }
+            other => StoreError::Query(DbCause {
+                message: format!("migration failed: {other}"),
+                code: None,
+            }),
+        }
+    }
 }
 
 pub const STORE_FILE: &str = "agent.db";
@@ -49,10 +99,22 @@ impl std::fmt::Debug for Store {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// True only for errors that mean the file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB).
+/// A full disk, a permission problem or a lock must never make the agent move its data
+/// aside: the data is fine, the moment is not.
+fn is_corruption(err: &StoreError) -> bool {
+    match err {
+        StoreError::Database { cause, .. } | StoreError::Query(cause) => {
+            matches!(cause.primary(), Some(11) | Some(26))
+        }
+        _ => false,
+    }
+}
+
 async fn connect(path: &Path) -> Result<SqlitePool, StoreError> {
-    let db = |source| StoreError::Database {
+    let db = |e: sqlx::Error| StoreError::Database {
         path: path.to_owned(),
-        source,
+        cause: DbCause::of(&e),
     };
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
         .map_err(db)?
@@ -67,7 +129,16 @@ async fn connect(path: &Path) -> Result<SqlitePool, StoreError> {
         .connect_with(options)
         .await
         .map_err(db)?;
-    MIGRATOR.run(&pool).await?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Query(cause) => StoreError::Database {
+                path: path.to_owned(),
+                cause,
+            },
+            other => other,
+        })?;
     Ok(pool)
 }
 
@@ -82,7 +153,7 @@ impl Store {
         let path = data_dir.join(STORE_FILE);
         match connect(&path).await {
             Ok(pool) => Ok(Store { pool }),
-            Err(err @ (StoreError::Database { .. } | StoreError::Migrate(_))) if path.exists() => {
+            Err(err) if path.exists() && is_corruption(&err) => {
                 let aside = path.with_extension(format!(
                     "db.corrupt-{}",
                     chrono::Utc::now().format("%Y%m%dT%H%M%S")
