@@ -4,18 +4,40 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::identity::sources::SourceConfig;
 use crate::store::StoreOptions;
+use crate::webhooks::{RetryPolicy, WebhookConfig};
 
 /// Everything `App::open` and `App::bind` need.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `sqlite://PATH` (created when missing); `postgres://…` arrives with issue 4.
+    /// `sqlite://PATH` (created when missing) or `postgres://…` (the database must exist).
     pub database_url: String,
     pub listen: SocketAddr,
     /// The longest a policy long-poll is held, whatever `?wait=` asks for.
     pub max_long_poll: Duration,
     pub store: StoreOptions,
+    /// Identity sources to poll. With several replicas, configure them on one only: each
+    /// replica that has them polls the vendors.
+    pub identity_sources: Vec<SourceConfig>,
+    pub webhooks: Vec<WebhookConfig>,
+    pub webhook_retry: RetryPolicy,
+    /// Enrolments allowed per source address; `None` for no limit.
+    pub enroll_rate_limit: Option<RateLimit>,
 }
+
+/// A token bucket: `burst` at once, refilled at `per_minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+/// Generous for a fleet behind one NAT enrolling at once, slow for guessing secrets.
+pub const DEFAULT_ENROLL_RATE_LIMIT: RateLimit = RateLimit {
+    per_minute: 60,
+    burst: 30,
+};
 
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -30,6 +52,10 @@ impl Config {
             listen: DEFAULT_LISTEN,
             max_long_poll: DEFAULT_MAX_LONG_POLL,
             store: StoreOptions::default(),
+            identity_sources: Vec::new(),
+            webhooks: Vec::new(),
+            webhook_retry: RetryPolicy::default(),
+            enroll_rate_limit: Some(DEFAULT_ENROLL_RATE_LIMIT),
         }
     }
 }

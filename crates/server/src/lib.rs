@@ -22,7 +22,9 @@
 //!   nothing; the same id from another device cannot suppress that device's report.
 //! - Policy changes made in this process wake its long-polls at once through [`hub`]; changes
 //!   made elsewhere (the `policy push` command, another replica) arrive through the store's
-//!   change feed (SQLite: polled every second).
+//!   change feed (SQLite: polled every second; PostgreSQL: LISTEN/NOTIFY, at once).
+//! - Every admin change is written with its audit-log row in one transaction; the CLI acts
+//!   as `cli`, an API token as `token:<id>`.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -39,10 +41,15 @@ use uuid::Uuid;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod diff;
+pub mod export;
 pub mod hub;
+pub mod identity;
 pub mod keys;
+pub mod metrics;
 pub mod policy;
 pub mod store;
+pub mod webhooks;
 
 pub use clock::{Clock, SystemClock};
 pub use config::Config;
@@ -71,6 +78,13 @@ pub enum ServerError {
     InvalidArgument(String),
 }
 
+fn enroll_limiter(limit: config::RateLimit) -> Option<Arc<api::EnrollLimiter>> {
+    let per_minute = std::num::NonZeroU32::new(limit.per_minute)?;
+    let burst = std::num::NonZeroU32::new(limit.burst)?;
+    let quota = governor::Quota::per_minute(per_minute).allow_burst(burst);
+    Some(Arc::new(governor::RateLimiter::keyed(quota)))
+}
+
 /// Options of a new enrolment secret.
 #[derive(Debug, Clone)]
 pub struct EnrollSecretOptions {
@@ -78,6 +92,8 @@ pub struct EnrollSecretOptions {
     pub group: String,
     pub expires_in: Option<TimeDelta>,
     pub max_uses: Option<u32>,
+    /// Who creates it, for the audit log.
+    pub actor: String,
 }
 
 impl Default for EnrollSecretOptions {
@@ -86,8 +102,63 @@ impl Default for EnrollSecretOptions {
             group: DEFAULT_GROUP.to_owned(),
             expires_in: None,
             max_uses: None,
+            actor: CLI_ACTOR.to_owned(),
         }
     }
+}
+
+/// How the audit log names changes made through the command line (or the library itself).
+pub const CLI_ACTOR: &str = "cli";
+
+/// A new enrolment secret: shown once, stored only as a hash.
+#[derive(Debug, Clone)]
+pub struct CreatedSecret {
+    pub id: Uuid,
+    pub secret: String,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Validates the options and stores a new secret's hash (with its audit entry).
+pub(crate) async fn create_enroll_secret(
+    store: &dyn Store,
+    now: chrono::DateTime<chrono::Utc>,
+    options: &EnrollSecretOptions,
+) -> Result<CreatedSecret, ServerError> {
+    policy::check_group_name(&options.group).map_err(ServerError::InvalidArgument)?;
+    if options.max_uses == Some(0) {
+        return Err(ServerError::InvalidArgument(
+            "max uses must be at least 1".into(),
+        ));
+    }
+    let expires_at = match options.expires_in {
+        Some(d) if d <= TimeDelta::zero() => {
+            return Err(ServerError::InvalidArgument(
+                "expiry must be in the future".into(),
+            ))
+        }
+        Some(d) => Some(now.checked_add_signed(d).ok_or_else(|| {
+            ServerError::InvalidArgument("expiry is too far in the future".into())
+        })?),
+        None => None,
+    };
+    let secret = new_secret();
+    let id = Uuid::now_v7();
+    store
+        .create_enroll_secret(&NewEnrollSecret {
+            id,
+            hash: hash_secret(&secret),
+            group: options.group.clone(),
+            created_at: now,
+            expires_at,
+            max_uses: options.max_uses,
+            created_by: options.actor.clone(),
+        })
+        .await?;
+    Ok(CreatedSecret {
+        id,
+        secret,
+        expires_at,
+    })
 }
 
 /// An opened server: database migrated, signing key loaded. Serve it with [`App::bind`] or
@@ -116,6 +187,12 @@ impl App {
     ) -> Result<App, ServerError> {
         let store = store::open(&config.database_url, &config.store).await?;
         let signer = PolicySigner::load_or_create(&*store, clock.now()).await?;
+        let shutdown = CancellationToken::new();
+        let webhooks = webhooks::Webhooks::start(
+            config.webhooks.clone(),
+            config.webhook_retry.clone(),
+            shutdown.clone(),
+        );
         Ok(App {
             state: Arc::new(AppState {
                 store,
@@ -123,7 +200,11 @@ impl App {
                 signer: Arc::new(signer),
                 clock,
                 max_long_poll: config.max_long_poll,
-                shutdown: CancellationToken::new(),
+                shutdown,
+                identity_sources: config.identity_sources.clone(),
+                webhooks,
+                metrics: Arc::new(metrics::Metrics::default()),
+                enroll_limiter: config.enroll_rate_limit.and_then(enroll_limiter),
             }),
         })
     }
@@ -151,37 +232,9 @@ impl App {
         &self,
         options: &EnrollSecretOptions,
     ) -> Result<String, ServerError> {
-        policy::check_group_name(&options.group).map_err(ServerError::InvalidArgument)?;
-        if options.max_uses == Some(0) {
-            return Err(ServerError::InvalidArgument(
-                "max uses must be at least 1".into(),
-            ));
-        }
-        let now = self.state.clock.now();
-        let expires_at = match options.expires_in {
-            Some(d) if d <= TimeDelta::zero() => {
-                return Err(ServerError::InvalidArgument(
-                    "expiry must be in the future".into(),
-                ))
-            }
-            Some(d) => Some(now.checked_add_signed(d).ok_or_else(|| {
-                ServerError::InvalidArgument("expiry is too far in the future".into())
-            })?),
-            None => None,
-        };
-        let secret = new_secret();
-        self.state
-            .store
-            .create_enroll_secret(&NewEnrollSecret {
-                id: Uuid::now_v7(),
-                hash: hash_secret(&secret),
-                group: options.group.clone(),
-                created_at: now,
-                expires_at,
-                max_uses: options.max_uses,
-            })
-            .await?;
-        Ok(secret)
+        let created =
+            create_enroll_secret(&*self.state.store, self.state.clock.now(), options).await?;
+        Ok(created.secret)
     }
 
     /// Creates an admin API token and returns it; only its hash is stored.
@@ -200,9 +253,28 @@ impl App {
                 role,
                 hash: hash_secret(&token),
                 created_at: self.state.clock.now(),
+                created_by: CLI_ACTOR.to_owned(),
             })
             .await?;
         Ok(token)
+    }
+
+    /// The fleet compliance CSV, as `GET /api/v1/admin/export/compliance.csv` serves it.
+    pub async fn compliance_csv(&self) -> Result<Vec<u8>, ServerError> {
+        let devices = export::all_devices(&*self.state.store).await?;
+        export::compliance_csv(&devices)
+            .map_err(|e| ServerError::InvalidArgument(format!("could not write the CSV: {e}")))
+    }
+
+    /// Polls every configured identity source once, now, and returns their health.
+    pub async fn poll_identity_sources(&self) -> Vec<store::SourceHealth> {
+        let http = identity::sources::http_client();
+        let mut health = Vec::new();
+        for source in &self.state.identity_sources {
+            let s = &self.state;
+            health.push(identity::sources::poll_once(source, &*s.store, &*s.clock, &http).await);
+        }
+        health
     }
 
     /// Validates and stores a policy version, waking this process's long-polls.
@@ -243,13 +315,23 @@ impl App {
             .policy_change_feed(Arc::clone(&self.state.hub), shutdown.clone())
             .await?;
         let follower = tokio::spawn(feed);
+        // The pollers end with the shutdown token; nothing waits on them.
+        drop(identity::sources::spawn_pollers(
+            &self.state.identity_sources,
+            Arc::clone(&self.state.store),
+            Arc::clone(&self.state.clock),
+            shutdown.clone(),
+        ));
 
         let router = self.router();
         let serve_shutdown = shutdown.clone();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(serve_shutdown.cancelled_owned())
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(serve_shutdown.cancelled_owned())
+            .await
         });
         tracing::info!(%local_addr, backend = self.state.store.backend(), "serving");
         Ok(RunningServer {

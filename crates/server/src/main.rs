@@ -26,7 +26,8 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct DatabaseArgs {
-    /// Database URL: sqlite://PATH. Default: a SQLite file in the data dir.
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB. Default: a SQLite file in the
+    /// data dir.
     #[arg(
         long,
         global = true,
@@ -69,6 +70,16 @@ enum Command {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, env = "TANDEM_SERVER_LISTEN", default_value_t = DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// A JSON file listing identity sources to poll (Okta, Entra, Google, Duo).
+        #[arg(long, env = "TANDEM_SERVER_IDENTITY_SOURCES", value_name = "FILE")]
+        identity_sources: Option<PathBuf>,
+        /// A JSON file listing webhooks (url, format generic|slack, secret, events).
+        #[arg(long, env = "TANDEM_SERVER_WEBHOOKS", value_name = "FILE")]
+        webhooks: Option<PathBuf>,
+        /// Enrolments allowed per source address per minute (also the burst); 0 turns the
+        /// limit off, e.g. for a fleet simulator enrolling thousands of agents from one host.
+        #[arg(long, env = "TANDEM_SERVER_ENROLL_RATE_LIMIT", value_name = "N")]
+        enroll_rate_limit: Option<u32>,
     },
     /// Manage enrolment secrets.
     #[command(subcommand)]
@@ -79,6 +90,19 @@ enum Command {
     /// Manage group policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Export fleet data for auditors.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportCommand {
+    /// Write the fleet compliance CSV (one row per device, one column per check).
+    Compliance {
+        /// Where to write it; stdout when missing.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,8 +166,32 @@ async fn run(cli: Cli) -> Result<()> {
     let url = cli.db.url()?;
     let mut config = Config::new(url);
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            identity_sources,
+            webhooks,
+            enroll_rate_limit,
+        } => {
+            if let Some(n) = enroll_rate_limit {
+                config.enroll_rate_limit = (n > 0).then_some(tandem_server::config::RateLimit {
+                    per_minute: n,
+                    burst: n,
+                });
+            }
+            if let Some(file) = webhooks {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("could not read {}", file.display()))?;
+                config.webhooks = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a list of webhooks", file.display()))?;
+            }
             config.listen = listen;
+            if let Some(file) = identity_sources {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("could not read {}", file.display()))?;
+                config.identity_sources = serde_json::from_str(&text).with_context(|| {
+                    format!("{} is not a list of identity sources", file.display())
+                })?;
+            }
             tandem_server::serve(config, shutdown_signal()).await?;
         }
         Command::EnrollSecret(EnrollSecretCommand::Create {
@@ -156,6 +204,7 @@ async fn run(cli: Cli) -> Result<()> {
                 group,
                 expires_in: expires_in_days.map(|d| chrono::Duration::days(d.into())),
                 max_uses,
+                ..EnrollSecretOptions::default()
             };
             let secret = app.create_enroll_secret(&options).await?;
             let expiry = expires_in_days.map_or("never".to_owned(), |d| format!("in {d} days"));
@@ -191,6 +240,20 @@ async fn run(cli: Cli) -> Result<()> {
                 "group {} version {} etag {}{note}",
                 p.group, p.version, p.etag
             );
+        }
+        Command::Export(ExportCommand::Compliance { output }) => {
+            let app = open(&config).await?;
+            let csv = app.compliance_csv().await?;
+            match output {
+                Some(file) => std::fs::write(&file, csv)
+                    .with_context(|| format!("could not write {}", file.display()))?,
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout()
+                        .write_all(&csv)
+                        .context("could not write to stdout")?;
+                }
+            }
         }
     }
     Ok(())

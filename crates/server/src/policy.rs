@@ -28,6 +28,11 @@ static BUILTIN: LazyLock<StoredPolicy> = LazyLock::new(|| {
     }
 });
 
+/// The built-in defaults as version 0 of the default group.
+pub fn builtin() -> &'static StoredPolicy {
+    &BUILTIN
+}
+
 /// The policy a device in `group` follows: its group's latest version, else the default
 /// group's, else the built-in defaults.
 pub async fn effective(store: &dyn Store, group: &str) -> Result<StoredPolicy, StoreError> {

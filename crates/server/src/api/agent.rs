@@ -16,19 +16,38 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery, DeviceAuth, RawJson};
+use super::extract::{ApiJson, ApiQuery, DeviceAuth, PeerAddr, RawJson};
 use super::{validate, SharedState};
 use crate::keys::{hash_secret, new_secret};
-use crate::policy;
 use crate::store::{
     EnrollOutcome, IngestOutcome, NewDevice, NewReport, StoredPolicy, DEFAULT_GROUP,
 };
+use crate::{policy, webhooks};
 
 /// `POST /api/v1/enroll`.
+#[utoipa::path(post, path = "/api/v1/enroll", tag = "agent",
+    request_body(content = Object, description = "tandem_proto::v1::EnrollRequest"),
+    responses((status = 201, description = "Enrolled: tandem_proto::v1::EnrollResponse", body = Object),
+        (status = 401, description = "Bad enrolment secret", content_type = "application/problem+json"),
+        (status = 429, description = "Too many enrolments from this address", content_type = "application/problem+json")))]
 pub async fn enroll(
     State(state): State<SharedState>,
+    PeerAddr(peer): PeerAddr,
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
+    // Per source address, so that guessing secrets from one place is slow; checked before
+    // the body is even validated, so malformed floods are limited too.
+    if let (Some(limiter), Some(ip)) = (&state.enroll_limiter, peer) {
+        if let Err(not_until) = limiter.check_key(&ip) {
+            state.metrics.enroll_rate_limited.inc();
+            let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+            return Err(ApiError::TooManyRequests(not_until.wait_time_from(now)));
+        }
+        // Forget addresses that have been quiet long enough to be full again.
+        if limiter.len() > 10_000 {
+            limiter.retain_recent();
+        }
+    }
     validate::enroll(&req)?;
     let token = new_secret();
     let now = state.clock.now();
@@ -61,6 +80,11 @@ pub async fn enroll(
 }
 
 /// `POST /api/v1/agent/reports`: 202 when stored, 200 for a replay of a stored report.
+#[utoipa::path(post, path = "/api/v1/agent/reports", tag = "agent", security(("device_token" = [])),
+    request_body(content = Object, description = "tandem_proto::v1::StatusReport"),
+    responses((status = 202, description = "Stored: tandem_proto::v1::ReportAck", body = Object),
+        (status = 200, description = "A replay of a stored report; nothing written", body = Object),
+        (status = 401, description = "Enrol again", content_type = "application/problem+json")))]
 pub async fn report(
     State(state): State<SharedState>,
     DeviceAuth(device): DeviceAuth,
@@ -68,6 +92,13 @@ pub async fn report(
 ) -> Result<(StatusCode, Json<ReportAck>), ApiError> {
     let now = state.clock.now();
     validate::report(&body.value, now)?;
+    // Only counted when a webhook wants to hear that a device became compliant.
+    let fixed_hook = state.webhooks.wants(webhooks::EventKind::DeviceFixed);
+    let failing_before = if fixed_hook {
+        state.store.failing_checks(device.id).await?
+    } else {
+        0
+    };
     let outcome = state
         .store
         .ingest_report(NewReport {
@@ -77,6 +108,22 @@ pub async fn report(
             received_at: now,
         })
         .await?;
+    if fixed_hook
+        && failing_before > 0
+        && outcome == IngestOutcome::Stored
+        && state.store.failing_checks(device.id).await? == 0
+    {
+        state.webhooks.send(webhooks::Event::DeviceFixed {
+            device_id: device.id,
+            hostname: body.value.inventory.device.hostname.clone(),
+            at: now,
+        });
+    }
+    if outcome == IngestOutcome::Stored {
+        state.metrics.reports_ingested.inc();
+        let lag = (now - body.value.sent_at).num_milliseconds().max(0);
+        state.metrics.ingest_lag.observe(lag as f64 / 1000.0);
+    }
     let status = match outcome {
         IngestOutcome::Stored => StatusCode::ACCEPTED,
         IngestOutcome::Replayed => StatusCode::OK,
@@ -163,6 +210,11 @@ async fn next_version(rx: &mut Option<watch::Receiver<i64>>) {
 /// `GET /api/v1/agent/policy?wait=N` with `If-None-Match`: the signed effective policy at
 /// once when the agent's copy is stale, else held until it changes (200) or `N` seconds
 /// pass (304).
+#[utoipa::path(get, path = "/api/v1/agent/policy", tag = "agent", security(("device_token" = [])),
+    params(("wait" = Option<u64>, Query, description = "Seconds to hold the request while the policy is current"),
+        ("If-None-Match" = Option<String>, Header, description = "The etag the agent holds")),
+    responses((status = 200, description = "The signed policy: tandem_proto::v1::SignedPolicy", body = Object),
+        (status = 304, description = "Unchanged")))]
 pub async fn policy(
     State(state): State<SharedState>,
     DeviceAuth(device): DeviceAuth,
@@ -212,7 +264,33 @@ pub async fn policy(
     }
 }
 
-/// `GET /api/v1/agent/identity`. Identity sources arrive later; until then nothing is known.
-pub async fn identity(DeviceAuth(_device): DeviceAuth) -> Json<IdentityFacts> {
-    Json(IdentityFacts::default())
+/// `GET /api/v1/agent/identity`: the freshest fact any identity source has about the
+/// device's user (matched by email, else login), with the MFA enrolment URL from the
+/// device's policy. Empty facts when no source knows the user.
+#[utoipa::path(get, path = "/api/v1/agent/identity", tag = "agent", security(("device_token" = [])),
+    responses((status = 200, description = "tandem_proto::v1::IdentityFacts", body = Object)))]
+pub async fn identity(
+    State(state): State<SharedState>,
+    DeviceAuth(device): DeviceAuth,
+) -> Result<Json<IdentityFacts>, ApiError> {
+    let fact = state.store.identity_for_device(device.id).await?;
+    let policy = policy::effective(&*state.store, &device.group).await?;
+    // A stored policy parses strictly when pushed; leniently here so that an old row can
+    // never cost the device its identity facts.
+    let enroll_url = serde_json::from_value::<tandem_proto::Policy>(policy.body)
+        .ok()
+        .and_then(|p| p.checks.mfa.enroll_url);
+    Ok(Json(match fact {
+        Some(f) => IdentityFacts {
+            mfa_enrolled: f.mfa_enrolled,
+            password_changed_at: f.password_changed_at,
+            enroll_url,
+            source: Some(f.source),
+            as_of: Some(f.as_of),
+        },
+        None => IdentityFacts {
+            enroll_url,
+            ..IdentityFacts::default()
+        },
+    }))
 }

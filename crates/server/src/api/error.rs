@@ -5,13 +5,24 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use tandem_proto::policy::PolicyError;
 use tandem_proto::v1::{problem, Problem};
 
 use crate::store::StoreError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Whole seconds to wait, rounded up, at least 1.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// The problem type of a 429 (a rate limit), kept here like `CONFLICT`.
+pub const RATE_LIMITED: &str = "https://tandem.dev/problems/rate-limited";
+
+/// The problem type of a 409. Only admin tools see it, so it lives here until
+/// `tandem_proto::v1::problem` grows one.
+pub const CONFLICT: &str = "https://tandem.dev/problems/conflict";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -39,8 +50,14 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request clashes with what exists (a group of that name).
+    #[error("{0}")]
+    Conflict(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Too many requests from one source; retry after the given time.
+    #[error("too many requests; retry in {} s", retry_after_secs(*.0))]
+    TooManyRequests(std::time::Duration),
     /// The database is busy; the client should retry shortly.
     #[error("the server is busy")]
     Overloaded,
@@ -60,16 +77,6 @@ impl From<StoreError> for ApiError {
             ApiError::Internal(Box::new(e))
         }
     }
-}
-
-/// The problem document plus RFC 9457 extension members.
-#[derive(Serialize)]
-struct ProblemBody<'a> {
-    #[serde(flatten)]
-    problem: Problem,
-    /// For an invalid policy: the JSON pointer of the offending setting.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pointer: Option<&'a str>,
 }
 
 impl ApiError {
@@ -110,6 +117,10 @@ impl ApiError {
             ),
             ApiError::Forbidden(_) => (S::FORBIDDEN, problem::FORBIDDEN, "Forbidden"),
             ApiError::NotFound(_) => (S::NOT_FOUND, problem::NOT_FOUND, "Not found"),
+            ApiError::Conflict(_) => (S::CONFLICT, CONFLICT, "Conflict"),
+            ApiError::TooManyRequests(_) => {
+                (S::TOO_MANY_REQUESTS, RATE_LIMITED, "Too many requests")
+            }
             ApiError::MethodNotAllowed => (
                 S::METHOD_NOT_ALLOWED,
                 problem::INVALID_REQUEST,
@@ -142,16 +153,14 @@ impl IntoResponse for ApiError {
             other => Some(other.to_string()),
         };
         let pointer = match &self {
-            ApiError::InvalidPolicy(e) if !e.pointer.is_empty() => Some(e.pointer.as_str()),
+            ApiError::InvalidPolicy(e) if !e.pointer.is_empty() => Some(e.pointer.clone()),
             _ => None,
         };
-        let body = ProblemBody {
-            problem: Problem {
-                kind: kind.to_owned(),
-                title: title.to_owned(),
-                status: status.as_u16(),
-                detail,
-            },
+        let body = Problem {
+            kind: kind.to_owned(),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
             pointer,
         };
         let body = serde_json::to_vec(&body).unwrap_or_default();
@@ -164,6 +173,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::Overloaded | ApiError::NotReady(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::TooManyRequests(wait) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(wait)),
+                );
             }
             _ => {}
         }

@@ -22,18 +22,41 @@ pub mod admin;
 pub mod agent;
 pub mod error;
 pub mod extract;
+pub mod openapi;
+pub mod phishing;
 pub mod validate;
 
 use error::ApiError;
 
-/// `PUT`/`GET` one group's policy. (Proposed for `tandem_proto::v1` beside the others.)
-pub const PATH_ADMIN_GROUP_POLICY: &str = "/api/v1/admin/groups/{group}/policy";
+// Admin paths that only IT's tools use. (Proposed for `tandem_proto::v1` beside
+// `PATH_ADMIN_DEVICES`, so that a CLI or the e2e tests can share them.)
+pub const PATH_ADMIN_DEVICE: &str = "/api/v1/admin/devices/{id}";
+pub const PATH_ADMIN_DEVICE_REVOKE: &str = "/api/v1/admin/devices/{id}/revoke";
+pub const PATH_ADMIN_GROUPS: &str = "/api/v1/admin/groups";
+pub const PATH_ADMIN_POLICY_VERSIONS: &str = "/api/v1/admin/groups/{group}/policy/versions";
+pub const PATH_ADMIN_POLICY_VERSION: &str =
+    "/api/v1/admin/groups/{group}/policy/versions/{version}";
+pub const PATH_ADMIN_POLICY_DIFF: &str = "/api/v1/admin/groups/{group}/policy/diff";
+pub const PATH_ADMIN_ENROLL_SECRETS: &str = "/api/v1/admin/enroll-secrets";
+pub const PATH_ADMIN_ENROLL_SECRET_EXPIRE: &str = "/api/v1/admin/enroll-secrets/{id}/expire";
+pub const PATH_ADMIN_AUDIT: &str = "/api/v1/admin/audit";
+pub const PATH_ADMIN_EXPORT_COMPLIANCE: &str = "/api/v1/admin/export/compliance.csv";
+pub const PATH_OPENAPI: &str = "/api/v1/openapi.json";
+pub const PATH_ADMIN_PHISHING: &str = "/api/v1/admin/phishing-reports";
+pub const PATH_ADMIN_PHISHING_MESSAGE: &str = "/api/v1/admin/phishing-reports/{id}/message";
+pub const PATH_ADMIN_IDENTITIES: &str = "/api/v1/admin/identities";
+pub const PATH_ADMIN_IDENTITY_IMPORT: &str = "/api/v1/admin/identities/import";
+pub const PATH_ADMIN_IDENTITY_SOURCES: &str = "/api/v1/admin/identity-sources";
 
 /// An enrolment request is a few hundred bytes.
 pub const ENROLL_BODY_LIMIT: usize = 64 * 1024;
 /// A report with every check's evidence fits comfortably; more is abuse.
 pub const REPORT_BODY_LIMIT: usize = 1024 * 1024;
 pub const POLICY_BODY_LIMIT: usize = 256 * 1024;
+/// A 10 MB message plus the form around it.
+pub const PHISHING_BODY_LIMIT: usize = phishing::MAX_MESSAGE + 64 * 1024;
+/// 100,000 users of a bulk identity import, with room to spare.
+pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Everything else takes no body worth the name.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 
@@ -47,7 +70,19 @@ pub struct AppState {
     pub max_long_poll: Duration,
     /// Fires on shutdown, so parked long-polls answer at once instead of holding it up.
     pub shutdown: CancellationToken,
+    pub identity_sources: Vec<crate::identity::sources::SourceConfig>,
+    pub webhooks: crate::webhooks::Webhooks,
+    pub metrics: crate::metrics::SharedMetrics,
+    /// Enrolments per source address; `None` turns the limit off.
+    pub enroll_limiter: Option<Arc<EnrollLimiter>>,
 }
+
+/// A token bucket per source address.
+pub type EnrollLimiter = governor::RateLimiter<
+    std::net::IpAddr,
+    governor::state::keyed::DefaultKeyedStateStore<std::net::IpAddr>,
+    governor::clock::DefaultClock,
+>;
 
 pub type SharedState = Arc<AppState>;
 
@@ -63,13 +98,50 @@ pub fn router(state: SharedState) -> Router {
         )
         .route(v1::PATH_POLICY, get(agent::policy))
         .route(v1::PATH_IDENTITY, get(agent::identity))
-        .route(v1::PATH_ADMIN_DEVICES, get(admin::devices))
         .route(
-            PATH_ADMIN_GROUP_POLICY,
+            v1::PATH_PHISHING,
+            post(phishing::report).layer(DefaultBodyLimit::max(PHISHING_BODY_LIMIT)),
+        )
+        .route(PATH_ADMIN_PHISHING, get(phishing::inbox))
+        .route(PATH_ADMIN_PHISHING_MESSAGE, get(phishing::message))
+        .route(v1::PATH_ADMIN_DEVICES, get(admin::devices))
+        .route(PATH_ADMIN_DEVICE, get(admin::device))
+        .route(PATH_ADMIN_DEVICE_REVOKE, post(admin::revoke_device))
+        .route(
+            PATH_ADMIN_GROUPS,
+            get(admin::groups).post(admin::create_group),
+        )
+        .route(
+            v1::PATH_ADMIN_GROUP_POLICY,
             get(admin::get_policy)
                 .put(admin::put_policy)
                 .layer(DefaultBodyLimit::max(POLICY_BODY_LIMIT)),
         )
+        .route(PATH_ADMIN_POLICY_VERSIONS, get(admin::policy_versions))
+        .route(PATH_ADMIN_POLICY_VERSION, get(admin::policy_version))
+        .route(PATH_ADMIN_POLICY_DIFF, get(admin::policy_diff))
+        .route(
+            PATH_ADMIN_ENROLL_SECRETS,
+            get(admin::enroll_secrets).post(admin::create_enroll_secret),
+        )
+        .route(
+            PATH_ADMIN_ENROLL_SECRET_EXPIRE,
+            post(admin::expire_enroll_secret),
+        )
+        .route(PATH_ADMIN_AUDIT, get(admin::audit))
+        .route(PATH_ADMIN_IDENTITIES, get(admin::identities))
+        .route(
+            PATH_ADMIN_IDENTITY_IMPORT,
+            post(admin::import_identities).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+        )
+        .route(PATH_ADMIN_IDENTITY_SOURCES, get(admin::identity_sources))
+        .route(PATH_ADMIN_EXPORT_COMPLIANCE, get(admin::export_compliance))
+        .route(PATH_OPENAPI, get(openapi::serve))
+        .route("/metrics", get(crate::metrics::serve))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::metrics::track,
+        ))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

@@ -95,6 +95,7 @@ fn inventory(inv: &Inventory) -> Result<(), ApiError> {
 
 pub fn report(r: &StatusReport, now: DateTime<Utc>) -> Result<(), ApiError> {
     required("agent_version", &r.agent_version, MAX_SHORT_TEXT)?;
+    optional("policy_etag", r.policy_etag.as_deref(), MAX_SHORT_TEXT)?;
     time("sent_at", r.sent_at, now)?;
     inventory(&r.inventory)?;
     count("results", r.results.len(), MAX_RESULTS)?;
@@ -177,6 +178,7 @@ mod tests {
                 duration_ms: 3,
             }],
             events: vec![],
+            policy_etag: None,
         }
     }
 

@@ -3,8 +3,12 @@
 //!
 //! The trait speaks in domain operations ("enrol this device with this secret", "ingest this
 //! report"), not in tables, so that each backend can use its own SQL dialect, locking and
-//! notification mechanism (SQLite polls a change feed; PostgreSQL will LISTEN/NOTIFY) while
-//! the HTTP layer stays the same.
+//! notification mechanism (SQLite polls a change feed; PostgreSQL LISTENs) while the HTTP
+//! layer stays the same.
+//!
+//! Every admin change (a policy version, a secret, a token, a revoked device, a group) is
+//! written together with its audit-log row in one transaction: there is no change without
+//! its record and no record of a change that did not happen.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,13 +17,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tandem_proto::v1::{AdminDevice, DeviceInfo, StatusReport, UserInfo};
+use tandem_proto::v1::{AdminDevice, DeviceInfo, EventKind, StatusReport, UserInfo};
+use tandem_proto::{CheckId, Status};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::hub::PolicyHub;
 
+pub mod postgres;
 pub mod sqlite;
 
 /// The group every device falls back to, created by the first migration of every backend.
@@ -36,10 +43,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("could not migrate the database schema")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database URL scheme `{0}` is not supported (use sqlite://PATH)")]
+    #[error("database URL scheme `{0}` is not supported (use sqlite://PATH or postgres://…)")]
     UnsupportedUrl(String),
-    #[error("PostgreSQL storage is not supported yet; use sqlite://PATH")]
-    PostgresNotYetSupported,
     /// Stored data that no longer parses: a bug or a hand-edited database.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -53,11 +58,17 @@ impl StoreError {
             StoreError::Database(sqlx::Error::PoolTimedOut) => true,
             StoreError::Database(sqlx::Error::Database(e)) => {
                 // SQLITE_BUSY (5) and SQLITE_LOCKED (6), including their extended codes;
-                // PostgreSQL's lock_not_available (55P03) and too_many_connections (53300).
+                // PostgreSQL's lock_not_available (55P03), too_many_connections (53300),
+                // serialization_failure (40001) and deadlock_detected (40P01): all of them
+                // succeed when the client simply tries again.
                 let code = e.code();
                 let code = code.as_deref().unwrap_or_default();
-                let primary = code.parse::<i64>().map(|c| c & 0xff).ok();
-                matches!(primary, Some(5 | 6)) || matches!(code, "55P03" | "53300")
+                if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    let primary = code.parse::<i64>().map(|c| c & 0xff).ok();
+                    matches!(primary, Some(5 | 6))
+                } else {
+                    matches!(code, "55P03" | "53300" | "40001" | "40P01")
+                }
             }
             _ => false,
         }
@@ -73,13 +84,17 @@ pub type ChangeFeed = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 pub struct StoreOptions {
     /// How often a backend without push notifications looks for policy versions written by
     /// other processes (the `tandem-server policy push` command, another server).
+    /// Also how long PostgreSQL's change feed waits before it retries a lost connection.
     pub change_poll_interval: Duration,
+    /// The most connections a PostgreSQL pool opens (SQLite decides for itself).
+    pub max_connections: u32,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             change_poll_interval: Duration::from_secs(1),
+            max_connections: 16,
         }
     }
 }
@@ -89,7 +104,9 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, S
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or(url);
     match scheme {
         "sqlite" => Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?)),
-        "postgres" | "postgresql" => Err(StoreError::PostgresNotYetSupported),
+        "postgres" | "postgresql" => Ok(Arc::new(
+            postgres::PostgresStore::connect(url, options).await?,
+        )),
         other => Err(StoreError::UnsupportedUrl(other.to_owned())),
     }
 }
@@ -129,6 +146,8 @@ pub struct NewEnrollSecret {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub max_uses: Option<u32>,
+    /// Who created it, for the audit log.
+    pub created_by: String,
 }
 
 /// A device asking to enrol, already validated by the API layer.
@@ -218,6 +237,8 @@ pub struct NewApiToken {
     pub role: Role,
     pub hash: SecretHash,
     pub created_at: DateTime<Utc>,
+    /// Who created it, for the audit log.
+    pub created_by: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +246,233 @@ pub struct AuthedApiToken {
     pub id: Uuid,
     pub name: String,
     pub role: Role,
+}
+
+/// Who makes an admin change and when; the audit log records both.
+#[derive(Debug, Clone)]
+pub struct ChangeBy {
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The names of audit-log actions.
+pub mod action {
+    pub const POLICY_PUT: &str = "policy.put";
+    pub const GROUP_CREATE: &str = "group.create";
+    pub const ENROLL_SECRET_CREATE: &str = "enroll_secret.create";
+    pub const ENROLL_SECRET_EXPIRE: &str = "enroll_secret.expire";
+    pub const API_TOKEN_CREATE: &str = "api_token.create";
+    pub const DEVICE_REVOKE: &str = "device.revoke";
+    pub const IDENTITY_IMPORT: &str = "identity.import";
+}
+
+/// What one identity source says about one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IdentityFact {
+    pub email: Option<String>,
+    pub login: Option<String>,
+    pub mfa_enrolled: Option<bool>,
+    pub password_changed_at: Option<DateTime<Utc>>,
+    /// `okta`, `entra`, `google`, `duo`, `import`, or a configured source's name.
+    pub source: String,
+    /// When the source last confirmed these facts.
+    pub as_of: DateTime<Utc>,
+}
+
+impl IdentityFact {
+    /// The key devices are matched by: the lower-cased email, else the lower-cased login.
+    pub fn user_key(&self) -> Option<String> {
+        self.email
+            .as_deref()
+            .or(self.login.as_deref())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_lowercase)
+    }
+}
+
+/// A suspicious message a user reported, as validated by the API.
+#[derive(Debug, Clone)]
+pub struct NewPhishingReport {
+    pub id: Uuid,
+    pub tracking_id: String,
+    pub device_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub url: Option<String>,
+    pub note: Option<String>,
+    pub subject: Option<String>,
+    /// The `.eml` exactly as uploaded.
+    pub message: Option<Vec<u8>>,
+}
+
+/// A phishing report in IT's inbox (the message itself is fetched separately).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PhishingReportInfo {
+    pub id: Uuid,
+    pub tracking_id: String,
+    pub device_id: Uuid,
+    pub hostname: String,
+    pub user_login: String,
+    pub user_email: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub url: Option<String>,
+    pub note: Option<String>,
+    pub subject: Option<String>,
+    /// Size of the uploaded message; `None` for a URL report.
+    pub message_bytes: Option<i64>,
+}
+
+/// One configured identity source's last poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SourceHealth {
+    pub name: String,
+    pub kind: String,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Why the last run failed; `None` when it succeeded.
+    pub last_error: Option<String>,
+    /// Users the last successful run returned.
+    pub users: Option<i64>,
+}
+
+/// One row of the audit log: who did what to which thing, when, and the thing before and
+/// after (`null` where it did not exist). Secrets never appear in it, only their ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    /// What was changed, e.g. `group:eng`, `device:<id>`, `enroll_secret:<id>`.
+    pub target: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only entries with an id below this one (the previous page's last id).
+    pub before_id: Option<i64>,
+    pub action: Option<String>,
+    pub limit: u32,
+}
+
+/// Which devices `list_devices` returns. `check` and `status` together select devices whose
+/// latest result for that check has that status; either alone selects devices with any
+/// such result. `search` matches hostname, user login or email, case-insensitively.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFilter {
+    pub group: Option<String>,
+    pub check: Option<CheckId>,
+    pub status: Option<Status>,
+    pub search: Option<String>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// One device of the admin list: the v1 `AdminDevice` plus what the server learnt since.
+/// Flattened, so a client that knows only `AdminDevice` reads it unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeviceSummary {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub device: AdminDevice,
+    /// The etag of the policy the agent says it applied (its latest report).
+    pub applied_policy_etag: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevicePage {
+    pub devices: Vec<DeviceSummary>,
+    /// How many devices match the filter, over all pages.
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReportSummary {
+    pub report_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub sent_at: DateTime<Utc>,
+    pub agent_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventRecord {
+    #[schema(value_type = String)]
+    pub kind: EventKind,
+    pub at: DateTime<Utc>,
+    #[schema(value_type = Option<String>)]
+    pub check_id: Option<CheckId>,
+    pub detail: Option<String>,
+    pub report_id: Uuid,
+}
+
+/// `GET /api/v1/admin/devices/{id}`: everything known about one device, revoked or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeviceDetail {
+    #[serde(flatten)]
+    pub summary: DeviceSummary,
+    pub machine_id: String,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub user_email: Option<String>,
+    pub agent_version: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The newest reports first.
+    pub reports: Vec<ReportSummary>,
+    /// The newest events first.
+    pub events: Vec<EventRecord>,
+    /// The newest report's body exactly as the device sent it (untrusted text).
+    pub last_report: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EnrollSecretInfo {
+    pub id: Uuid,
+    pub group: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i64>,
+    pub uses: i64,
+    /// When an admin expired it by hand.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl EnrollSecretInfo {
+    /// Whether a device could enrol with it at `now`.
+    pub fn usable_at(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none()
+            && self.expires_at.is_none_or(|t| t > now)
+            && self.max_uses.is_none_or(|m| self.uses < m)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GroupInfo {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    /// Enrolled devices that are not revoked.
+    pub devices: i64,
+    /// The group's own latest policy version; `None` when it follows the default group.
+    pub policy_version: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PolicyVersionInfo {
+    pub group: String,
+    pub version: i64,
+    pub etag: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PolicyVersionDetail {
+    #[serde(flatten)]
+    pub info: PolicyVersionInfo,
+    pub policy: Value,
 }
 
 /// Everything the server persists. Implementations must make each method atomic: a failed
@@ -267,7 +515,88 @@ pub trait Store: Send + Sync + 'static {
     /// neither has one (the built-in defaults apply).
     async fn effective_policy(&self, group: &str) -> Result<Option<StoredPolicy>, StoreError>;
 
+    /// Stores the next version of a group's policy (creating the group when missing) and its
+    /// audit entry, unless the document equals the latest version.
     async fn put_policy(&self, policy: &NewPolicy) -> Result<PutPolicyOutcome, StoreError>;
+
+    /// A group's versions, oldest first; empty for an unknown group.
+    async fn policy_versions(&self, group: &str) -> Result<Vec<PolicyVersionInfo>, StoreError>;
+
+    async fn policy_version(
+        &self,
+        group: &str,
+        version: i64,
+    ) -> Result<Option<PolicyVersionDetail>, StoreError>;
+
+    /// Groups by name.
+    async fn list_groups(&self) -> Result<Vec<GroupInfo>, StoreError>;
+
+    /// Creates a group; `false` when it exists already (nothing is written then).
+    async fn create_group(&self, name: &str, by: &ChangeBy) -> Result<bool, StoreError>;
+
+    /// Every enrolment secret, newest first (hashes are never returned).
+    async fn list_enroll_secrets(&self) -> Result<Vec<EnrollSecretInfo>, StoreError>;
+
+    /// Stops a secret from enrolling anyone; `None` when there is no such secret. Expiring
+    /// an expired secret changes nothing and records nothing.
+    async fn expire_enroll_secret(
+        &self,
+        id: Uuid,
+        by: &ChangeBy,
+    ) -> Result<Option<EnrollSecretInfo>, StoreError>;
+
+    /// Revokes a device and all its tokens, so its next request is told to enrol again.
+    /// `false` when there is no such device. Revoking twice changes nothing the second time.
+    async fn revoke_device(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError>;
+
+    /// One device with its latest results and up to `history` recent reports and events.
+    async fn device_detail(
+        &self,
+        id: Uuid,
+        history: u32,
+    ) -> Result<Option<DeviceDetail>, StoreError>;
+
+    /// The audit log, newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Stores what identity sources say, replacing each (source, user)'s earlier facts, all
+    /// or nothing. With `by`, records an `identity.import` audit entry too. Facts without a
+    /// user key must have been rejected by the caller; they are skipped here.
+    async fn upsert_identities(
+        &self,
+        facts: &[IdentityFact],
+        by: Option<&ChangeBy>,
+    ) -> Result<u64, StoreError>;
+
+    /// The freshest fact about a device's user, matched by email, else by login.
+    async fn identity_for_device(&self, device: Uuid) -> Result<Option<IdentityFact>, StoreError>;
+
+    /// Facts by user key, optionally only those whose key contains `search`.
+    async fn list_identities(
+        &self,
+        search: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<IdentityFact>, StoreError>;
+
+    async fn record_source_health(&self, health: &SourceHealth) -> Result<(), StoreError>;
+
+    async fn create_phishing_report(&self, report: &NewPhishingReport) -> Result<(), StoreError>;
+
+    /// How many of a device's latest results are `fail`.
+    async fn failing_checks(&self, device: Uuid) -> Result<i64, StoreError>;
+
+    /// The inbox, newest first.
+    async fn list_phishing_reports(
+        &self,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<PhishingReportInfo>, StoreError>;
+
+    /// The uploaded message of a report; `None` when there is no such report or it was a URL.
+    async fn phishing_message(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
+
+    async fn list_source_health(&self) -> Result<Vec<SourceHealth>, StoreError>;
 
     async fn record_policy_delivered(&self, device: Uuid, version: i64) -> Result<(), StoreError>;
 
@@ -278,17 +607,136 @@ pub trait Store: Send + Sync + 'static {
         hash: &SecretHash,
     ) -> Result<Option<AuthedApiToken>, StoreError>;
 
-    /// Every device that is not revoked, with its latest result per check.
-    async fn list_devices(&self) -> Result<Vec<AdminDevice>, StoreError>;
+    /// The devices that are not revoked and match `filter`, ordered by hostname, with their
+    /// latest result per check.
+    async fn list_devices(&self, filter: &DeviceFilter) -> Result<DevicePage, StoreError>;
 
     /// Starts following policy versions written by other processes (the CLI, other
     /// replicas) and returns the loop that feeds them into `hub` until `shutdown` fires.
     /// Everything written after this call returns is reported, so the server awaits it
-    /// before it serves. SQLite polls its change feed; PostgreSQL will LISTEN. Versions
+    /// before it serves. SQLite polls its change feed; PostgreSQL LISTENs. Versions
     /// written through this process are published by the caller at once, not by this feed.
     async fn policy_change_feed(
         &self,
         hub: Arc<PolicyHub>,
         shutdown: CancellationToken,
     ) -> Result<ChangeFeed, StoreError>;
+}
+
+// Helpers both backends share: JSON columns, enum columns and the device filter.
+
+pub(crate) fn parse_json(s: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+pub(crate) fn parse_opt_json(s: Option<String>) -> Result<Option<Value>, StoreError> {
+    s.as_deref().map(parse_json).transpose()
+}
+
+pub(crate) fn to_json_text<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("serialize JSON: {e}")))
+}
+
+/// Reads back a unit enum stored as its serde name (`nudge_shown`, `os_updates`).
+pub(crate) fn parse_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_value(Value::String(s.to_owned()))
+        .map_err(|e| StoreError::Corrupt(format!("stored name `{s}`: {e}")))
+}
+
+pub(crate) fn parse_check_result(s: &str) -> Result<tandem_proto::CheckResult, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored check result: {e}")))
+}
+
+/// The facts to store, one per (source, user key), the last one given winning; sorted so
+/// that concurrent writers lock rows in the same order. Facts without a key are dropped.
+pub(crate) fn latest_per_user(facts: &[IdentityFact]) -> Vec<(String, &IdentityFact)> {
+    let mut latest: std::collections::BTreeMap<(&str, String), &IdentityFact> =
+        std::collections::BTreeMap::new();
+    for fact in facts {
+        if let Some(key) = fact.user_key() {
+            latest.insert((fact.source.as_str(), key), fact);
+        }
+    }
+    latest.into_iter().map(|((_, key), f)| (key, f)).collect()
+}
+
+/// A `LIKE` pattern matching `text` anywhere, with the wildcards in `text` escaped by `\`.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The `WHERE` clause of `list_devices` over `devices d`, and its text parameters in order.
+/// `placeholder` yields the backend's next parameter marker (`?` or `$n`).
+pub(crate) fn device_filter_sql(
+    filter: &DeviceFilter,
+    mut placeholder: impl FnMut() -> String,
+) -> (String, Vec<String>) {
+    let mut sql = String::from(" WHERE d.revoked_at IS NULL");
+    let mut params = Vec::new();
+    if let Some(group) = &filter.group {
+        sql.push_str(&format!(" AND d.group_name = {}", placeholder()));
+        params.push(group.clone());
+    }
+    if let Some(search) = &filter.search {
+        let pattern = contains_pattern(search);
+        let (a, b, c) = (placeholder(), placeholder(), placeholder());
+        sql.push_str(&format!(
+            " AND (lower(d.hostname) LIKE {a} ESCAPE '\\' OR lower(d.user_login) LIKE {b} ESCAPE '\\' \
+             OR lower(COALESCE(d.user_email, '')) LIKE {c} ESCAPE '\\')"
+        ));
+        params.extend([pattern.clone(), pattern.clone(), pattern]);
+    }
+    if filter.check.is_some() || filter.status.is_some() {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM latest_results r WHERE r.device_id = d.id");
+        if let Some(check) = filter.check {
+            sql.push_str(&format!(" AND r.check_id = {}", placeholder()));
+            params.push(check.as_str().to_owned());
+        }
+        if let Some(status) = filter.status {
+            sql.push_str(&format!(" AND r.status = {}", placeholder()));
+            params.push(status.as_str().to_owned());
+        }
+        sql.push(')');
+    }
+    (sql, params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(contains_pattern("Ada"), "%ada%");
+        assert_eq!(contains_pattern("50%_x\\"), "%50\\%\\_x\\\\%");
+    }
+
+    #[test]
+    fn the_device_filter_numbers_its_parameters() {
+        let filter = DeviceFilter {
+            group: Some("eng".into()),
+            check: Some(CheckId::Firewall),
+            status: Some(Status::Fail),
+            search: Some("ada".into()),
+            ..DeviceFilter::default()
+        };
+        let mut n = 0;
+        let (sql, params) = device_filter_sql(&filter, || {
+            n += 1;
+            format!("${n}")
+        });
+        assert!(sql.contains("d.group_name = $1"), "{sql}");
+        assert!(sql.contains("r.status = $6"), "{sql}");
+        assert_eq!(params.len(), 6);
+        assert_eq!(params[4], "firewall");
+    }
 }

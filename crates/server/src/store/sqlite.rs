@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
 use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -26,9 +27,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    AuthedApiToken, AuthedDevice, ChangeFeed, EnrollOutcome, IngestOutcome, NewApiToken, NewDevice,
-    NewEnrollSecret, NewPolicy, NewReport, PutPolicyOutcome, Role, SecretHash, Store, StoreError,
-    StoreOptions, StoredPolicy, DEFAULT_GROUP,
+    action, contains_pattern, device_filter_sql, latest_per_user, parse_check_result, parse_json,
+    parse_name, parse_opt_json, to_json_text, AuditEntry, AuditQuery, AuthedApiToken, AuthedDevice,
+    ChangeBy, ChangeFeed, DeviceDetail, DeviceFilter, DevicePage, DeviceSummary, EnrollOutcome,
+    EnrollSecretInfo, EventRecord, GroupInfo, IdentityFact, IngestOutcome, NewApiToken, NewDevice,
+    NewEnrollSecret, NewPhishingReport, NewPolicy, NewReport, PhishingReportInfo,
+    PolicyVersionDetail, PolicyVersionInfo, PutPolicyOutcome, ReportSummary, Role, SecretHash,
+    SourceHealth, Store, StoreError, StoreOptions, StoredPolicy, DEFAULT_GROUP,
 };
 use crate::hub::PolicyHub;
 use crate::keys::policy_etag;
@@ -122,25 +127,6 @@ fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("uuid `{s}`: {e}")))
 }
 
-fn parse_json(s: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
-}
-
-fn to_json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("serialize JSON: {e}")))
-}
-
-/// The string serde gives a unit enum variant (`nudge_shown`), so the column holds the same
-/// word as the wire.
-fn serde_name<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => Ok(s),
-        _ => Err(StoreError::Corrupt(
-            "expected an enum that serializes as a string".into(),
-        )),
-    }
-}
-
 fn policy_from_row(row: &SqliteRow) -> Result<StoredPolicy, StoreError> {
     let body: String = row.try_get("body")?;
     Ok(StoredPolicy {
@@ -164,6 +150,98 @@ async fn ensure_group(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+async fn audit(
+    conn: &mut sqlx::SqliteConnection,
+    by: &ChangeBy,
+    action: &str,
+    target: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(ts(by.at))
+    .bind(&by.actor)
+    .bind(action)
+    .bind(target)
+    .bind(before.map(to_json_text).transpose()?)
+    .bind(after.map(to_json_text).transpose()?)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The columns `device_from_row` reads.
+const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.os, d.os_version, d.group_name, d.user_login,
+    d.enrolled_at, d.last_report_at, d.policy_version, d.applied_policy_etag";
+
+fn device_from_row(
+    row: &SqliteRow,
+    results: Vec<CheckResult>,
+) -> Result<DeviceSummary, StoreError> {
+    let id: String = row.try_get("id")?;
+    let enrolled_at: String = row.try_get("enrolled_at")?;
+    let mut results = results;
+    results.sort_by_key(|r| r.id);
+    Ok(DeviceSummary {
+        device: AdminDevice {
+            id: parse_uuid(&id)?,
+            hostname: row.try_get("hostname")?,
+            os: row.try_get("os")?,
+            os_version: row.try_get("os_version")?,
+            group: row.try_get("group_name")?,
+            user_login: row.try_get("user_login")?,
+            enrolled_at: parse_ts(&enrolled_at)?,
+            last_report_at: parse_opt_ts(row.try_get("last_report_at")?)?,
+            policy_version: row.try_get("policy_version")?,
+            results,
+        },
+        applied_policy_etag: row.try_get("applied_policy_etag")?,
+    })
+}
+
+fn secret_from_row(row: &SqliteRow) -> Result<EnrollSecretInfo, StoreError> {
+    let id: String = row.try_get("id")?;
+    let created_at: String = row.try_get("created_at")?;
+    Ok(EnrollSecretInfo {
+        id: parse_uuid(&id)?,
+        group: row.try_get("group_name")?,
+        created_at: parse_ts(&created_at)?,
+        created_by: row.try_get("created_by")?,
+        expires_at: parse_opt_ts(row.try_get("expires_at")?)?,
+        max_uses: row.try_get("max_uses")?,
+        uses: row.try_get("uses")?,
+        revoked_at: parse_opt_ts(row.try_get("revoked_at")?)?,
+    })
+}
+
+const SECRET_COLUMNS: &str =
+    "id, group_name, created_at, created_by, expires_at, max_uses, uses, revoked_at";
+
+fn version_info_from_row(row: &SqliteRow) -> Result<PolicyVersionInfo, StoreError> {
+    let created_at: String = row.try_get("created_at")?;
+    Ok(PolicyVersionInfo {
+        group: row.try_get("group_name")?,
+        version: row.try_get("version")?,
+        etag: row.try_get("etag")?,
+        created_at: parse_ts(&created_at)?,
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+fn identity_from_row(row: &SqliteRow) -> Result<IdentityFact, StoreError> {
+    let as_of: String = row.try_get("as_of")?;
+    Ok(IdentityFact {
+        email: row.try_get("email")?,
+        login: row.try_get("login")?,
+        mfa_enrolled: row.try_get("mfa_enrolled")?,
+        password_changed_at: parse_opt_ts(row.try_get("password_changed_at")?)?,
+        source: row.try_get("source")?,
+        as_of: parse_ts(&as_of)?,
+    })
 }
 
 #[async_trait]
@@ -213,16 +291,36 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         ensure_group(&mut tx, &secret.group, secret.created_at).await?;
         sqlx::query(
-            "INSERT INTO enroll_secrets (id, secret_hash, group_name, created_at, expires_at, max_uses)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO enroll_secrets
+                (id, secret_hash, group_name, created_at, created_by, expires_at, max_uses)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(secret.id.to_string())
         .bind(&secret.hash[..])
         .bind(&secret.group)
         .bind(ts(secret.created_at))
+        .bind(&secret.created_by)
         .bind(secret.expires_at.map(ts))
         .bind(secret.max_uses.map(i64::from))
         .execute(&mut *tx)
+        .await?;
+        let by = ChangeBy {
+            actor: secret.created_by.clone(),
+            at: secret.created_at,
+        };
+        let after = json!({
+            "id": secret.id, "group": secret.group, "expires_at": secret.expires_at,
+            "max_uses": secret.max_uses,
+        });
+        let target = format!("enroll_secret:{}", secret.id);
+        audit(
+            &mut tx,
+            &by,
+            action::ENROLL_SECRET_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
         .await?;
         tx.commit().await?;
         Ok(())
@@ -394,7 +492,7 @@ impl Store for SqliteStore {
             )
             .bind(&device_id)
             .bind(&report_id)
-            .bind(serde_name(&event.kind)?)
+            .bind(event.kind.as_str())
             .bind(ts(event.at))
             .bind(event.check_id.map(|c| c.as_str()))
             .bind(&event.detail)
@@ -418,7 +516,7 @@ impl Store for SqliteStore {
                 agent_version = ?,
                 user_login = CASE WHEN ? THEN ? ELSE user_login END,
                 user_email = CASE WHEN ? THEN ? ELSE user_email END,
-                inventory_at = ?
+                applied_policy_etag = ?, inventory_at = ?
              WHERE id = ? AND (inventory_at IS NULL OR inventory_at <= ?)",
         )
         .bind(&inv.device.hostname)
@@ -432,6 +530,7 @@ impl Store for SqliteStore {
         .bind(inv.user.as_ref().map(|u| u.login.as_str()))
         .bind(inv.user.is_some())
         .bind(inv.user.as_ref().and_then(|u| u.email.as_deref()))
+        .bind(&report.policy_etag)
         .bind(&sent_at)
         .bind(&device_id)
         .bind(&sent_at)
@@ -472,8 +571,26 @@ impl Store for SqliteStore {
                 return Ok(PutPolicyOutcome::Unchanged(latest.clone()));
             }
         }
-        let version = latest.map_or(1, |p| p.version + 1);
+        let version = latest.as_ref().map_or(1, |p| p.version + 1);
         let etag = policy_etag(&new.group, version, &new.body);
+        let before = latest
+            .as_ref()
+            .map(|p| json!({"version": p.version, "etag": p.etag, "policy": p.body}));
+        let after = json!({"version": version, "etag": etag, "policy": new.body});
+        let by = ChangeBy {
+            actor: new.created_by.clone(),
+            at: new.created_at,
+        };
+        let target = format!("group:{}", new.group);
+        audit(
+            &mut tx,
+            &by,
+            action::POLICY_PUT,
+            &target,
+            before.as_ref(),
+            Some(&after),
+        )
+        .await?;
         sqlx::query(
             "INSERT INTO policies (group_name, version, body, etag, created_at, created_by)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -511,16 +628,35 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_token(&self, token: &NewApiToken) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO api_tokens (id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO api_tokens (id, name, role, token_hash, created_at, created_by)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(token.id.to_string())
         .bind(&token.name)
         .bind(token.role.as_str())
         .bind(&token.hash[..])
         .bind(ts(token.created_at))
-        .execute(&self.pool)
+        .bind(&token.created_by)
+        .execute(&mut *tx)
         .await?;
+        let by = ChangeBy {
+            actor: token.created_by.clone(),
+            at: token.created_at,
+        };
+        let after = json!({"id": token.id, "name": token.name, "role": token.role.as_str()});
+        let target = format!("api_token:{}", token.id);
+        audit(
+            &mut tx,
+            &by,
+            action::API_TOKEN_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -547,55 +683,565 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn list_devices(&self) -> Result<Vec<AdminDevice>, StoreError> {
-        // Two queries rather than a join: a device has up to a dozen results, and one pass
-        // over each table is cheaper than repeating every device column per result.
+    async fn list_devices(&self, filter: &DeviceFilter) -> Result<DevicePage, StoreError> {
+        let (where_sql, params) = device_filter_sql(filter, || "?".to_owned());
+        // One read transaction, so the count, the page and its results agree.
         let mut conn = self.pool.acquire().await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let rows = sqlx::query(
-            "SELECT id, hostname, os, os_version, group_name, user_login, enrolled_at,
-                    last_report_at, policy_version
-             FROM devices WHERE revoked_at IS NULL ORDER BY hostname, id",
+        let count_sql = format!("SELECT COUNT(*) FROM devices d{where_sql}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for p in &params {
+            count = count.bind(p);
+        }
+        let total = count.fetch_one(&mut *tx).await?;
+        let page_sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d{where_sql}
+             ORDER BY d.hostname, d.id LIMIT ? OFFSET ?"
+        );
+        let mut page = sqlx::query(&page_sql);
+        for p in &params {
+            page = page.bind(p);
+        }
+        let rows = page
+            .bind(i64::from(filter.limit))
+            .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<_, _>>()?;
+        let mut results: HashMap<String, Vec<CheckResult>> = HashMap::new();
+        if !ids.is_empty() {
+            let marks = vec!["?"; ids.len()].join(", ");
+            let sql = format!(
+                "SELECT device_id, result FROM latest_results WHERE device_id IN ({marks})"
+            );
+            let mut query = sqlx::query(&sql);
+            for id in &ids {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                let device: String = row.try_get("device_id")?;
+                let text: String = row.try_get("result")?;
+                results
+                    .entry(device)
+                    .or_default()
+                    .push(parse_check_result(&text)?);
+            }
+        }
+        tx.commit().await?;
+        let devices = rows
+            .iter()
+            .zip(ids)
+            .map(|(row, id)| device_from_row(row, results.remove(&id).unwrap_or_default()))
+            .collect::<Result<_, _>>()?;
+        Ok(DevicePage {
+            devices,
+            total: u64::try_from(total).unwrap_or_default(),
+        })
+    }
+
+    async fn device_detail(
+        &self,
+        id: Uuid,
+        history: u32,
+    ) -> Result<Option<DeviceDetail>, StoreError> {
+        let id = id.to_string();
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS}, d.machine_id, d.model, d.serial, d.user_email,
+                    d.agent_version, d.revoked_at
+             FROM devices d WHERE d.id = ?"
+        );
+        let Some(row) = sqlx::query(&sql).bind(&id).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let results = sqlx::query_scalar::<_, String>(
+            "SELECT result FROM latest_results WHERE device_id = ?",
         )
+        .bind(&id)
         .fetch_all(&mut *tx)
-        .await?;
-        let result_rows = sqlx::query(
-            "SELECT r.device_id, r.result FROM latest_results r
-             JOIN devices d ON d.id = r.device_id WHERE d.revoked_at IS NULL",
+        .await?
+        .iter()
+        .map(|t| parse_check_result(t))
+        .collect::<Result<Vec<_>, _>>()?;
+        let reports = sqlx::query(
+            "SELECT report_id, received_at, sent_at, agent_version FROM reports
+             WHERE device_id = ? ORDER BY id DESC LIMIT ?",
         )
+        .bind(&id)
+        .bind(i64::from(history))
         .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            let report_id: String = r.try_get("report_id")?;
+            let received_at: String = r.try_get("received_at")?;
+            let sent_at: String = r.try_get("sent_at")?;
+            Ok(ReportSummary {
+                report_id: parse_uuid(&report_id)?,
+                received_at: parse_ts(&received_at)?,
+                sent_at: parse_ts(&sent_at)?,
+                agent_version: r.try_get("agent_version")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let events = sqlx::query(
+            "SELECT kind, at, check_id, detail, report_id FROM events
+             WHERE device_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+        )
+        .bind(&id)
+        .bind(i64::from(history))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            let at: String = r.try_get("at")?;
+            let check: Option<String> = r.try_get("check_id")?;
+            let report_id: String = r.try_get("report_id")?;
+            Ok(EventRecord {
+                kind: parse_name(&kind)?,
+                at: parse_ts(&at)?,
+                check_id: check.as_deref().map(parse_name).transpose()?,
+                detail: r.try_get("detail")?,
+                report_id: parse_uuid(&report_id)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let last_report: Option<String> = sqlx::query_scalar(
+            "SELECT body FROM reports WHERE device_id = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(&id)
+        .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(Some(DeviceDetail {
+            summary: device_from_row(&row, results)?,
+            machine_id: row.try_get("machine_id")?,
+            model: row.try_get("model")?,
+            serial: row.try_get("serial")?,
+            user_email: row.try_get("user_email")?,
+            agent_version: row.try_get("agent_version")?,
+            revoked_at: parse_opt_ts(row.try_get("revoked_at")?)?,
+            reports,
+            events,
+            last_report,
+        }))
+    }
 
-        let mut results: HashMap<String, Vec<CheckResult>> = HashMap::new();
-        for row in result_rows {
-            let device: String = row.try_get("device_id")?;
-            let text: String = row.try_get("result")?;
-            let result: CheckResult = serde_json::from_str(&text)
-                .map_err(|e| StoreError::Corrupt(format!("stored check result: {e}")))?;
-            results.entry(device).or_default().push(result);
+    async fn revoke_device(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError> {
+        let id_text = id.to_string();
+        let at = ts(by.at);
+        let mut tx = self.begin_write().await?;
+        let revoked: Option<Option<String>> =
+            sqlx::query_scalar("SELECT revoked_at FROM devices WHERE id = ?")
+                .bind(&id_text)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match revoked {
+            None => return Ok(false),
+            Some(Some(_)) => return Ok(true),
+            Some(None) => {}
         }
+        sqlx::query("UPDATE devices SET revoked_at = ? WHERE id = ?")
+            .bind(&at)
+            .bind(&id_text)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE device_tokens SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL",
+        )
+        .bind(&at)
+        .bind(&id_text)
+        .execute(&mut *tx)
+        .await?;
+        let target = format!("device:{id}");
+        let before = json!({"revoked_at": null});
+        let after = json!({"revoked_at": by.at});
+        audit(
+            &mut tx,
+            by,
+            action::DEVICE_REVOKE,
+            &target,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 
-        rows.into_iter()
+    async fn policy_versions(&self, group: &str) -> Result<Vec<PolicyVersionInfo>, StoreError> {
+        sqlx::query(
+            "SELECT group_name, version, etag, created_at, created_by FROM policies
+             WHERE group_name = ? ORDER BY version",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(version_info_from_row)
+        .collect()
+    }
+
+    async fn policy_version(
+        &self,
+        group: &str,
+        version: i64,
+    ) -> Result<Option<PolicyVersionDetail>, StoreError> {
+        let row = sqlx::query(
+            "SELECT group_name, version, etag, created_at, created_by, body FROM policies
+             WHERE group_name = ? AND version = ?",
+        )
+        .bind(group)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let body: String = row.try_get("body")?;
+            Ok(PolicyVersionDetail {
+                info: version_info_from_row(&row)?,
+                policy: parse_json(&body)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_groups(&self) -> Result<Vec<GroupInfo>, StoreError> {
+        sqlx::query(
+            "SELECT g.name, g.created_at,
+                (SELECT COUNT(*) FROM devices d
+                 WHERE d.group_name = g.name AND d.revoked_at IS NULL) AS devices,
+                (SELECT MAX(version) FROM policies p WHERE p.group_name = g.name) AS policy_version
+             FROM groups g ORDER BY g.name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let created_at: String = row.try_get("created_at")?;
+            Ok(GroupInfo {
+                name: row.try_get("name")?,
+                created_at: parse_ts(&created_at)?,
+                devices: row.try_get("devices")?,
+                policy_version: row.try_get("policy_version")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn create_group(&self, name: &str, by: &ChangeBy) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO groups (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(ts(by.at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let after = json!({"name": name});
+        let target = format!("group:{name}");
+        audit(
+            &mut tx,
+            by,
+            action::GROUP_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_enroll_secrets(&self) -> Result<Vec<EnrollSecretInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {SECRET_COLUMNS} FROM enroll_secrets ORDER BY created_at DESC, id DESC"
+        );
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(secret_from_row)
+            .collect()
+    }
+
+    async fn expire_enroll_secret(
+        &self,
+        id: Uuid,
+        by: &ChangeBy,
+    ) -> Result<Option<EnrollSecretInfo>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let sql = format!("SELECT {SECRET_COLUMNS} FROM enroll_secrets WHERE id = ?");
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let before = secret_from_row(&row)?;
+        if before.revoked_at.is_some() {
+            return Ok(Some(before));
+        }
+        sqlx::query("UPDATE enroll_secrets SET revoked_at = ? WHERE id = ?")
+            .bind(ts(by.at))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        // Read back rather than built here, so the answer carries the stored precision.
+        let sql = format!("SELECT {SECRET_COLUMNS} FROM enroll_secrets WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let after = secret_from_row(&row)?;
+        let target = format!("enroll_secret:{id}");
+        let (b, a) = (json!(before), json!(after));
+        audit(
+            &mut tx,
+            by,
+            action::ENROLL_SECRET_EXPIRE,
+            &target,
+            Some(&b),
+            Some(&a),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(after))
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        sqlx::query(
+            "SELECT id, at, actor, action, target, before, after FROM audit_log
+             WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR action = ?2)
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(query.before_id)
+        .bind(&query.action)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let at: String = row.try_get("at")?;
+            Ok(AuditEntry {
+                id: row.try_get("id")?,
+                at: parse_ts(&at)?,
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                target: row.try_get("target")?,
+                before: parse_opt_json(row.try_get("before")?)?,
+                after: parse_opt_json(row.try_get("after")?)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn upsert_identities(
+        &self,
+        facts: &[IdentityFact],
+        by: Option<&ChangeBy>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let rows = latest_per_user(facts);
+        for (key, fact) in &rows {
+            sqlx::query(
+                "INSERT INTO identities
+                    (source, user_key, email, login, mfa_enrolled, password_changed_at, as_of)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (source, user_key) DO UPDATE SET
+                    email = excluded.email, login = excluded.login,
+                    mfa_enrolled = excluded.mfa_enrolled,
+                    password_changed_at = excluded.password_changed_at, as_of = excluded.as_of",
+            )
+            .bind(&fact.source)
+            .bind(key)
+            .bind(&fact.email)
+            .bind(&fact.login)
+            .bind(fact.mfa_enrolled)
+            .bind(fact.password_changed_at.map(ts))
+            .bind(ts(fact.as_of))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let n = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+        if let Some(by) = by {
+            let sources: std::collections::BTreeSet<&str> =
+                facts.iter().map(|f| f.source.as_str()).collect();
+            let after = json!({"users": n, "sources": sources});
+            audit(
+                &mut tx,
+                by,
+                action::IDENTITY_IMPORT,
+                "identities",
+                None,
+                Some(&after),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn identity_for_device(&self, device: Uuid) -> Result<Option<IdentityFact>, StoreError> {
+        let row = sqlx::query("SELECT user_email, user_login FROM devices WHERE id = ?")
+            .bind(device.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let email: Option<String> = row.try_get("user_email")?;
+        let login: String = row.try_get("user_login")?;
+        let keys = [email.map(|e| e.to_lowercase()), Some(login.to_lowercase())];
+        for key in keys.into_iter().flatten() {
+            let row = sqlx::query(
+                "SELECT * FROM identities WHERE user_key = ? ORDER BY as_of DESC LIMIT 1",
+            )
+            .bind(&key)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                return identity_from_row(&row).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn list_identities(
+        &self,
+        search: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<IdentityFact>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM identities WHERE (?1 IS NULL OR user_key LIKE ?1 ESCAPE '\\')
+             ORDER BY user_key, source LIMIT ?2 OFFSET ?3",
+        )
+        .bind(search.map(contains_pattern))
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(identity_from_row)
+        .collect()
+    }
+
+    async fn record_source_health(&self, h: &SourceHealth) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO identity_sources (name, kind, last_run_at, last_success_at, last_error, users)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind,
+                last_run_at = excluded.last_run_at,
+                last_success_at = COALESCE(excluded.last_success_at, identity_sources.last_success_at),
+                last_error = excluded.last_error,
+                users = COALESCE(excluded.users, identity_sources.users)",
+        )
+        .bind(&h.name)
+        .bind(&h.kind)
+        .bind(h.last_run_at.map(ts))
+        .bind(h.last_success_at.map(ts))
+        .bind(&h.last_error)
+        .bind(h.users)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_source_health(&self) -> Result<Vec<SourceHealth>, StoreError> {
+        sqlx::query("SELECT * FROM identity_sources ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
             .map(|row| {
-                let id: String = row.try_get("id")?;
-                let mut device_results = results.remove(&id).unwrap_or_default();
-                device_results.sort_by_key(|r| r.id);
-                let enrolled_at: String = row.try_get("enrolled_at")?;
-                Ok(AdminDevice {
-                    id: parse_uuid(&id)?,
-                    hostname: row.try_get("hostname")?,
-                    os: row.try_get("os")?,
-                    os_version: row.try_get("os_version")?,
-                    group: row.try_get("group_name")?,
-                    user_login: row.try_get("user_login")?,
-                    enrolled_at: parse_ts(&enrolled_at)?,
-                    last_report_at: parse_opt_ts(row.try_get("last_report_at")?)?,
-                    policy_version: row.try_get("policy_version")?,
-                    results: device_results,
+                Ok(SourceHealth {
+                    name: row.try_get("name")?,
+                    kind: row.try_get("kind")?,
+                    last_run_at: parse_opt_ts(row.try_get("last_run_at")?)?,
+                    last_success_at: parse_opt_ts(row.try_get("last_success_at")?)?,
+                    last_error: row.try_get("last_error")?,
+                    users: row.try_get("users")?,
                 })
             })
             .collect()
+    }
+
+    async fn create_phishing_report(&self, r: &NewPhishingReport) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO phishing_reports
+                (id, tracking_id, device_id, received_at, url, note, subject, message)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.tracking_id)
+        .bind(r.device_id.to_string())
+        .bind(ts(r.received_at))
+        .bind(&r.url)
+        .bind(&r.note)
+        .bind(&r.subject)
+        .bind(&r.message)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_phishing_reports(
+        &self,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<PhishingReportInfo>, StoreError> {
+        sqlx::query(
+            "SELECT p.id, p.tracking_id, p.device_id, d.hostname, d.user_login, d.user_email,
+                    p.received_at, p.url, p.note, p.subject, length(p.message) AS message_bytes
+             FROM phishing_reports p JOIN devices d ON d.id = p.device_id
+             ORDER BY p.received_at DESC, p.id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(PhishingReportInfo {
+                id: parse_uuid(&row.try_get::<String, _>("id")?)?,
+                tracking_id: row.try_get("tracking_id")?,
+                device_id: parse_uuid(&row.try_get::<String, _>("device_id")?)?,
+                hostname: row.try_get("hostname")?,
+                user_login: row.try_get("user_login")?,
+                user_email: row.try_get("user_email")?,
+                received_at: parse_ts(&row.try_get::<String, _>("received_at")?)?,
+                url: row.try_get("url")?,
+                note: row.try_get("note")?,
+                subject: row.try_get("subject")?,
+                message_bytes: row.try_get("message_bytes")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn failing_checks(&self, device: Uuid) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM latest_results WHERE device_id = ? AND status = 'fail'",
+        )
+        .bind(device.to_string())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn phishing_message(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        let found: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT message FROM phishing_reports WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.flatten())
     }
 
     async fn policy_change_feed(

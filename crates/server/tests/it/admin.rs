@@ -6,11 +6,18 @@ use tandem_proto::v1::{self, problem, AdminDevice, PolicyVersion, SignedPolicy};
 use tandem_proto::{CheckId, Status};
 use tandem_server::Role;
 
-use crate::support::{problem, sample_report, verify, TestServer};
+use crate::support::{problem, sample_report, verify, Backend, TestServer};
 
-#[tokio::test]
-async fn the_device_list_shows_the_latest_report() {
-    let t = TestServer::start().await;
+on_both_backends!(
+    the_device_list_shows_the_latest_report,
+    the_admin_api_needs_a_valid_token_and_the_right_role,
+    an_invalid_policy_is_refused_naming_the_setting,
+    policy_versions_count_up_and_an_identical_push_is_not_a_new_version,
+    an_admin_reads_a_groups_effective_policy,
+);
+
+async fn the_device_list_shows_the_latest_report(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("eng", "m1").await;
     let _idle = t.enroll("default", "m2").await;
     let viewer = t.api_token(Role::Viewer).await;
@@ -49,9 +56,8 @@ async fn the_device_list_shows_the_latest_report() {
     assert!(idle.last_report_at.is_none() && idle.results.is_empty());
 }
 
-#[tokio::test]
-async fn the_admin_api_needs_a_valid_token_and_the_right_role() {
-    let t = TestServer::start().await;
+async fn the_admin_api_needs_a_valid_token_and_the_right_role(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let viewer = t.api_token(Role::Viewer).await;
     let policy = json!({"org": {"name": "Acme"}});
 
@@ -92,9 +98,8 @@ async fn the_admin_api_needs_a_valid_token_and_the_right_role() {
     assert_eq!(t.count("policies").await, 0);
 }
 
-#[tokio::test]
-async fn an_invalid_policy_is_refused_naming_the_setting() {
-    let t = TestServer::start().await;
+async fn an_invalid_policy_is_refused_naming_the_setting(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let admin = t.api_token(Role::Admin).await;
 
     let typo = json!({"checks": {"os_updates": {"grace_day": 3}}});
@@ -129,9 +134,8 @@ async fn an_invalid_policy_is_refused_naming_the_setting() {
     assert_eq!(t.count("policies").await, 0);
 }
 
-#[tokio::test]
-async fn policy_versions_count_up_and_an_identical_push_is_not_a_new_version() {
-    let t = TestServer::start().await;
+async fn policy_versions_count_up_and_an_identical_push_is_not_a_new_version(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let admin = t.api_token(Role::Admin).await;
     let (t, admin) = (&t, &admin);
     let put = |body| async move {
@@ -148,9 +152,8 @@ async fn policy_versions_count_up_and_an_identical_push_is_not_a_new_version() {
     assert_eq!(t.count("policies").await, 2);
 }
 
-#[tokio::test]
-async fn an_admin_reads_a_groups_effective_policy() {
-    let t = TestServer::start().await;
+async fn an_admin_reads_a_groups_effective_policy(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let admin = t.api_token(Role::Admin).await;
     let viewer = t.api_token(Role::Viewer).await;
     let get = |group: &str| {

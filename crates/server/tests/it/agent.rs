@@ -7,11 +7,27 @@ use serde_json::{json, Value};
 use tandem_proto::v1::{self, problem, EnrollResponse, IdentityFacts, ReportAck, SignedPolicy};
 use tandem_server::{EnrollSecretOptions, Role};
 
-use crate::support::{problem, sample_report, verify, TestServer};
+use crate::support::{problem, sample_report, verify, Backend, TestServer};
 
-#[tokio::test]
-async fn enrolment_with_a_good_secret_returns_a_token_and_the_signing_key() {
-    let t = TestServer::start().await;
+on_both_backends!(
+    enrolment_with_a_good_secret_returns_a_token_and_the_signing_key,
+    enrolment_with_a_bad_expired_or_used_up_secret_is_refused,
+    re_enrolling_a_machine_keeps_its_id_and_retires_the_old_token,
+    a_report_is_stored_once_and_a_replay_answers_200,
+    the_raw_report_is_kept_verbatim,
+    unknown_tokens_are_told_to_enrol_again,
+    malformed_wrong_and_absurd_input_gets_a_problem_and_writes_nothing,
+    the_built_in_policy_is_served_signed_until_a_group_has_one,
+    a_long_poll_times_out_with_304_when_nothing_changes,
+    a_policy_put_wakes_a_parked_long_poll_at_once,
+    a_device_without_a_group_policy_follows_the_default_group,
+    identity_is_empty_until_a_source_knows_the_user,
+    health_and_readiness,
+    shutdown_releases_parked_long_polls,
+);
+
+async fn enrolment_with_a_good_secret_returns_a_token_and_the_signing_key(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let secret = t.enroll_secret("default").await;
     let response = t.post_enroll(&secret, "m1").await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -24,18 +40,13 @@ async fn enrolment_with_a_good_secret_returns_a_token_and_the_signing_key() {
     assert_eq!(enrolled.policy_signing_key, t.app().policy_signing_key());
     assert_eq!(enrolled.device_id.get_version_num(), 7);
     // Only a hash of the token is stored.
-    let pool = sqlx::SqlitePool::connect(&t.db_url).await.unwrap();
-    let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM device_tokens")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let hashes: Vec<Vec<u8>> = t.db.column("SELECT token_hash FROM device_tokens").await;
     assert_eq!(hashes.len(), 1);
     assert_ne!(hashes[0], enrolled.device_token.as_bytes());
 }
 
-#[tokio::test]
-async fn enrolment_with_a_bad_expired_or_used_up_secret_is_refused() {
-    let t = TestServer::start().await;
+async fn enrolment_with_a_bad_expired_or_used_up_secret_is_refused(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let body = problem(
         t.post_enroll("not-a-secret", "m1").await,
         StatusCode::UNAUTHORIZED,
@@ -73,9 +84,8 @@ async fn enrolment_with_a_bad_expired_or_used_up_secret_is_refused() {
     assert_eq!(t.count("devices").await, 1);
 }
 
-#[tokio::test]
-async fn re_enrolling_a_machine_keeps_its_id_and_retires_the_old_token() {
-    let t = TestServer::start().await;
+async fn re_enrolling_a_machine_keeps_its_id_and_retires_the_old_token(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let first = t.enroll("default", "same-machine").await;
     let second = t.enroll("eng", "same-machine").await;
     assert_eq!(first.device_id, second.device_id);
@@ -88,9 +98,8 @@ async fn re_enrolling_a_machine_keeps_its_id_and_retires_the_old_token() {
     assert_eq!(new.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn a_report_is_stored_once_and_a_replay_answers_200() {
-    let t = TestServer::start().await;
+async fn a_report_is_stored_once_and_a_replay_answers_200(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("default", "m1").await;
     let report = sample_report("m1");
 
@@ -125,9 +134,8 @@ async fn a_report_is_stored_once_and_a_replay_answers_200() {
     assert_eq!(t.count("events").await, 2);
 }
 
-#[tokio::test]
-async fn the_raw_report_is_kept_verbatim() {
-    let t = TestServer::start().await;
+async fn the_raw_report_is_kept_verbatim(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("default", "m1").await;
     let text = serde_json::to_string_pretty(&sample_report("m1")).unwrap();
     let response = t
@@ -140,17 +148,12 @@ async fn the_raw_report_is_kept_verbatim() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let pool = sqlx::SqlitePool::connect(&t.db_url).await.unwrap();
-    let stored: String = sqlx::query_scalar("SELECT body FROM reports")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, text);
+    let stored: Vec<String> = t.db.column("SELECT body FROM reports").await;
+    assert_eq!(stored, [text]);
 }
 
-#[tokio::test]
-async fn unknown_tokens_are_told_to_enrol_again() {
-    let t = TestServer::start().await;
+async fn unknown_tokens_are_told_to_enrol_again(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let report = sample_report("m1");
     let body = problem(
         t.post_report("made-up", &report).await,
@@ -172,9 +175,8 @@ async fn unknown_tokens_are_told_to_enrol_again() {
     assert_eq!(t.count("reports").await, 0);
 }
 
-#[tokio::test]
-async fn malformed_wrong_and_absurd_input_gets_a_problem_and_writes_nothing() {
-    let t = TestServer::start().await;
+async fn malformed_wrong_and_absurd_input_gets_a_problem_and_writes_nothing(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("default", "m1").await;
     let post = |body: String| {
         t.http
@@ -251,9 +253,8 @@ async fn malformed_wrong_and_absurd_input_gets_a_problem_and_writes_nothing() {
     assert_eq!(t.count("events").await, 0);
 }
 
-#[tokio::test]
-async fn the_built_in_policy_is_served_signed_until_a_group_has_one() {
-    let t = TestServer::start().await;
+async fn the_built_in_policy_is_served_signed_until_a_group_has_one(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("default", "m1").await;
     let response = t.get_policy(&device.device_token, None, 0).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -266,9 +267,8 @@ async fn the_built_in_policy_is_served_signed_until_a_group_has_one() {
     assert_eq!(parsed, tandem_proto::Policy::default());
 }
 
-#[tokio::test]
-async fn a_long_poll_times_out_with_304_when_nothing_changes() {
-    let t = TestServer::start().await;
+async fn a_long_poll_times_out_with_304_when_nothing_changes(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("default", "m1").await;
     let current: SignedPolicy = t
         .get_policy(&device.device_token, None, 0)
@@ -299,9 +299,8 @@ async fn a_long_poll_times_out_with_304_when_nothing_changes() {
     );
 }
 
-#[tokio::test]
-async fn a_policy_put_wakes_a_parked_long_poll_at_once() {
-    let t = TestServer::start().await;
+async fn a_policy_put_wakes_a_parked_long_poll_at_once(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("eng", "m1").await;
     let admin = t.api_token(Role::Admin).await;
     let current: SignedPolicy = t
@@ -340,7 +339,7 @@ async fn a_policy_put_wakes_a_parked_long_poll_at_once() {
 
     let (answered_at, response) = poll.await.unwrap();
     let latency = answered_at - pushed_at;
-    eprintln!("a policy PUT answered a parked long-poll in {latency:?}");
+    eprintln!("{backend:?}: a policy PUT answered a parked long-poll in {latency:?}");
     assert!(
         latency < Duration::from_secs(1),
         "the long-poll took {latency:?} to wake"
@@ -353,9 +352,8 @@ async fn a_policy_put_wakes_a_parked_long_poll_at_once() {
     verify(&signed, &device.policy_signing_key);
 }
 
-#[tokio::test]
-async fn a_device_without_a_group_policy_follows_the_default_group() {
-    let t = TestServer::start().await;
+async fn a_device_without_a_group_policy_follows_the_default_group(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("eng", "m1").await;
     let admin = t.api_token(Role::Admin).await;
     let current: SignedPolicy = t
@@ -391,9 +389,8 @@ async fn a_device_without_a_group_policy_follows_the_default_group() {
     verify(&signed, &device.policy_signing_key);
 }
 
-#[tokio::test]
-async fn identity_is_empty_until_a_source_knows_the_user() {
-    let t = TestServer::start().await;
+async fn identity_is_empty_until_a_source_knows_the_user(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("default", "m1").await;
     let response = t
         .http
@@ -407,9 +404,8 @@ async fn identity_is_empty_until_a_source_knows_the_user() {
     assert_eq!(facts, IdentityFacts::default());
 }
 
-#[tokio::test]
-async fn health_and_readiness() {
-    let t = TestServer::start().await;
+async fn health_and_readiness(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let health = t.http.get(t.url("/healthz")).send().await.unwrap();
     assert_eq!(
         (health.status(), health.text().await.unwrap().as_str()),
@@ -424,9 +420,8 @@ async fn health_and_readiness() {
     .await;
 }
 
-#[tokio::test]
-async fn shutdown_releases_parked_long_polls() {
-    let t = TestServer::start().await;
+async fn shutdown_releases_parked_long_polls(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("default", "m1").await;
     let current: SignedPolicy = t
         .get_policy(&device.device_token, None, 0)

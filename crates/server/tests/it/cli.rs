@@ -1,5 +1,6 @@
 //! The built binary: its commands print secrets on the last line, `serve` announces its
-//! address, and a policy pushed from another process reaches parked long-polls.
+//! address, and a policy pushed from another process reaches parked long-polls (on both
+//! backends: the CLI takes a `postgres://` URL as well).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -9,7 +10,12 @@ use tandem_proto::v1::{self, SignedPolicy};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Command;
 
-use crate::support::{verify, TestServer};
+use crate::support::{verify, Backend, TestServer};
+
+on_both_backends!(
+    secrets_made_by_the_cli_work_against_the_server,
+    a_policy_pushed_from_the_cli_reaches_a_parked_long_poll,
+);
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem-server");
 
@@ -32,9 +38,8 @@ fn last_line(stdout: &str) -> &str {
     stdout.lines().last().unwrap_or_default()
 }
 
-#[tokio::test]
-async fn secrets_made_by_the_cli_work_against_the_server() {
-    let t = TestServer::start().await;
+async fn secrets_made_by_the_cli_work_against_the_server(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let db = t.db_url.as_str();
 
     let out = run(&[
@@ -135,9 +140,8 @@ async fn serve_prints_where_it_listens() {
     child.kill().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_policy_pushed_from_the_cli_reaches_a_parked_long_poll() {
-    let t = TestServer::start().await;
+async fn a_policy_pushed_from_the_cli_reaches_a_parked_long_poll(backend: Backend) {
+    let t = TestServer::start(backend).await;
     let device = t.enroll("eng", "m1").await;
     let current: SignedPolicy = t
         .get_policy(&device.device_token, None, 0)
@@ -163,7 +167,8 @@ async fn a_policy_pushed_from_the_cli_reaches_a_parked_long_poll() {
     };
     t.parked(1).await;
 
-    let file = t.dir.path().join("policy.json");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.json");
     std::fs::write(&file, r#"{"org": {"name": "From the CLI"}}"#).unwrap();
     let pushed_at = Instant::now();
     let out = run(&[
@@ -180,13 +185,28 @@ async fn a_policy_pushed_from_the_cli_reaches_a_parked_long_poll() {
     assert!(out.starts_with("group eng version 1 etag "), "{out}");
 
     let response = poll.await.unwrap();
-    // The other process's change reaches this one through the store's change feed, polled
-    // every 50 ms in tests (every second by default).
+    eprintln!(
+        "{backend:?}: a policy pushed by another process reached a parked long-poll in {:?} \
+         (including that process's start)",
+        pushed_at.elapsed()
+    );
+    // The other process's change reaches this one through the store's change feed: polled
+    // every 50 ms in tests (every second by default) on SQLite, NOTIFY on PostgreSQL.
     assert!(pushed_at.elapsed() < Duration::from_secs(5));
     assert_eq!(response.status(), StatusCode::OK);
     let signed: SignedPolicy = response.json().await.unwrap();
     assert_eq!((signed.group.as_str(), signed.version), ("eng", 1));
     verify(&signed, &device.policy_signing_key);
+}
+
+#[tokio::test]
+async fn the_cli_exports_the_compliance_csv() {
+    let t = TestServer::start(Backend::Sqlite).await;
+    t.enroll("default", "m1").await;
+    let out = run(&["export", "compliance", "--database", &t.db_url]).await;
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("device_id,hostname,"));
+    assert!(lines.next().unwrap().contains(",host-m1,"));
 }
 
 #[tokio::test]

@@ -1,11 +1,21 @@
 //! Integration tests of `tandem-server`: the real server, started in-process on
-//! `127.0.0.1:0` over a temporary SQLite file, driven over HTTP; and the built binary.
+//! `127.0.0.1:0` over a temporary SQLite file or a database on a private PostgreSQL cluster
+//! (`pg.rs`), driven over HTTP; and the built binary. The store contract and the API tests
+//! run once per backend.
 
 // Test helpers outside `#[test]` functions unwrap too: a failed step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+mod support;
+
 mod admin;
+mod admin_ops;
 mod agent;
 mod cli;
+mod identity;
+mod ops;
+mod pg;
+mod phishing;
+mod replicas;
 mod store;
-mod support;

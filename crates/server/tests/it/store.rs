@@ -1,5 +1,5 @@
 //! The `Store` contract, written against `&dyn Store` so that every backend runs the same
-//! checks (the PostgreSQL backend joins with its URL).
+//! checks: SQLite on a file and in memory, PostgreSQL on a database of the test cluster.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,17 +10,20 @@ use tandem_proto::v1::{DeviceInfo, UserInfo};
 use tandem_server::hub::PolicyHub;
 use tandem_server::keys::hash_secret;
 use tandem_server::store::{
-    self, EnrollOutcome, IngestOutcome, NewApiToken, NewDevice, NewEnrollSecret, NewPolicy,
-    NewReport, PutPolicyOutcome, Role, Store, StoreError, StoreOptions, DEFAULT_GROUP,
+    self, action, AuditQuery, ChangeBy, DeviceFilter, EnrollOutcome, IngestOutcome, NewApiToken,
+    NewDevice, NewEnrollSecret, NewPolicy, NewReport, PutPolicyOutcome, Role, Store, StoreError,
+    StoreOptions, DEFAULT_GROUP,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::pg::PgDatabase;
 use crate::support::sample_report;
 
 fn options() -> StoreOptions {
     StoreOptions {
         change_poll_interval: Duration::from_millis(20),
+        max_connections: 4,
     }
 }
 
@@ -37,12 +40,16 @@ async fn sqlite_in_memory() {
 }
 
 #[tokio::test]
+async fn postgres() {
+    let db = PgDatabase::create().await;
+    contract(store::open(&db.url, &options()).await.unwrap()).await;
+    // Opening again (a restart, a second replica) finds the schema in place.
+    let again = store::open(&db.url, &options()).await.unwrap();
+    assert!(again.group_exists(DEFAULT_GROUP).await.unwrap());
+}
+
+#[tokio::test]
 async fn unsupported_urls_are_named() {
-    let e = store::open("postgres://db/tandem", &options())
-        .await
-        .err()
-        .unwrap();
-    assert!(matches!(e, StoreError::PostgresNotYetSupported), "{e}");
     let e = store::open("mysql://db/tandem", &options())
         .await
         .err()
@@ -92,6 +99,7 @@ async fn contract(store: Arc<dyn Store>) {
         created_at: now,
         expires_at: None,
         max_uses: Some(1),
+        created_by: "test".into(),
     };
     store.create_enroll_secret(&new_secret).await.unwrap();
     assert!(store.group_exists("eng").await.unwrap());
@@ -153,7 +161,13 @@ async fn contract(store: Arc<dyn Store>) {
         store.ingest_report(new_report).await.unwrap(),
         IngestOutcome::Replayed
     );
-    let devices = store.list_devices().await.unwrap();
+    let all = DeviceFilter {
+        limit: 100,
+        ..DeviceFilter::default()
+    };
+    let page = store.list_devices(&all).await.unwrap();
+    assert_eq!(page.total, 1);
+    let devices: Vec<_> = page.devices.into_iter().map(|d| d.device).collect();
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0].results.len(), 2);
     assert_eq!(
@@ -192,7 +206,9 @@ async fn contract(store: Arc<dyn Store>) {
 
     store.record_policy_delivered(authed.id, 1).await.unwrap();
     assert_eq!(
-        store.list_devices().await.unwrap()[0].policy_version,
+        store.list_devices(&all).await.unwrap().devices[0]
+            .device
+            .policy_version,
         Some(1)
     );
 
@@ -202,6 +218,7 @@ async fn contract(store: Arc<dyn Store>) {
         role: Role::Viewer,
         hash: hash_secret("api"),
         created_at: now,
+        created_by: "test".into(),
     };
     store.create_api_token(&token).await.unwrap();
     let found = store
@@ -231,4 +248,213 @@ async fn contract(store: Arc<dyn Store>) {
     assert_eq!(*rx.borrow(), e2.policy().version);
     shutdown.cancel();
     follower.await.unwrap();
+
+    admin_operations(&*store, authed.id).await;
+}
+
+/// Groups, versions, secrets, revocation, device detail, filters and the audit log.
+async fn admin_operations(store: &dyn Store, device: Uuid) {
+    let by = ChangeBy {
+        actor: "token:t".into(),
+        at: Utc::now(),
+    };
+    // Groups: created once, listed with their devices and latest version.
+    assert!(store.create_group("sales", &by).await.unwrap());
+    assert!(!store.create_group("sales", &by).await.unwrap());
+    let groups = store.list_groups().await.unwrap();
+    let names: Vec<_> = groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["default", "eng", "sales"]);
+    let eng = groups.iter().find(|g| g.name == "eng").unwrap();
+    assert_eq!((eng.devices, eng.policy_version), (1, Some(2)));
+
+    // Versions: listed oldest first, each readable.
+    let versions = store.policy_versions("eng").await.unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(versions[0].created_by, "test");
+    let v1 = store.policy_version("eng", 1).await.unwrap().unwrap();
+    assert_eq!(v1.policy, json!({"org": {"name": "E"}}));
+    assert!(store.policy_version("eng", 9).await.unwrap().is_none());
+    assert!(store.policy_versions("nobody").await.unwrap().is_empty());
+
+    // Device detail: results, history and the raw report.
+    let detail = store.device_detail(device, 10).await.unwrap().unwrap();
+    assert_eq!(detail.summary.device.results.len(), 2);
+    assert_eq!(detail.reports.len(), 1);
+    assert_eq!(detail.events.len(), 1);
+    assert!(detail.last_report.unwrap().contains("report_id"));
+    assert_eq!(detail.machine_id, "m1");
+    assert!(store
+        .device_detail(Uuid::now_v7(), 10)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Filters.
+    let filter = |f: DeviceFilter| async move {
+        let f = DeviceFilter { limit: 10, ..f };
+        store.list_devices(&f).await.unwrap().total
+    };
+    use tandem_proto::{CheckId, Status};
+    assert_eq!(
+        filter(DeviceFilter {
+            group: Some("eng".into()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        filter(DeviceFilter {
+            group: Some("sales".into()),
+            ..Default::default()
+        })
+        .await,
+        0
+    );
+    assert_eq!(
+        filter(DeviceFilter {
+            search: Some("HOST-M".into()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        filter(DeviceFilter {
+            search: Some("ad%".into()),
+            ..Default::default()
+        })
+        .await,
+        0
+    );
+    assert_eq!(
+        filter(DeviceFilter {
+            search: Some("ada".into()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    let failing = DeviceFilter {
+        check: Some(CheckId::OsUpdates),
+        status: Some(Status::Fail),
+        ..Default::default()
+    };
+    assert_eq!(filter(failing).await, 1);
+    let passing = DeviceFilter {
+        check: Some(CheckId::OsUpdates),
+        status: Some(Status::Pass),
+        ..Default::default()
+    };
+    assert_eq!(filter(passing).await, 0);
+    assert_eq!(
+        filter(DeviceFilter {
+            status: Some(Status::Pass),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    let beyond = DeviceFilter {
+        offset: 5,
+        limit: 10,
+        ..Default::default()
+    };
+    let page = store.list_devices(&beyond).await.unwrap();
+    assert_eq!((page.total, page.devices.len()), (1, 0));
+
+    // Secrets: listed without hashes, expired once.
+    let secrets = store.list_enroll_secrets().await.unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].uses, 1);
+    let expired = store
+        .expire_enroll_secret(secrets[0].id, &by)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(expired.revoked_at.is_some());
+    let again = store
+        .expire_enroll_secret(secrets[0].id, &by)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revoked_at, expired.revoked_at);
+    assert!(store
+        .expire_enroll_secret(Uuid::now_v7(), &by)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Revocation: the token stops working, the device leaves the list, detail remains.
+    assert!(store.revoke_device(device, &by).await.unwrap());
+    assert!(store.revoke_device(device, &by).await.unwrap());
+    assert!(!store.revoke_device(Uuid::now_v7(), &by).await.unwrap());
+    assert!(store
+        .device_by_token(&hash_secret("t"))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(filter(DeviceFilter::default()).await, 0);
+    assert!(store
+        .device_detail(device, 10)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+
+    // The audit log holds every change once, newest first, with before and after.
+    let log = store
+        .list_audit(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            action::DEVICE_REVOKE,
+            action::ENROLL_SECRET_EXPIRE,
+            action::GROUP_CREATE,
+            action::POLICY_PUT,
+            action::API_TOKEN_CREATE,
+            action::POLICY_PUT,
+            action::POLICY_PUT,
+            action::ENROLL_SECRET_CREATE,
+        ]
+    );
+    let e2 = &log[3];
+    assert_eq!(e2.target, "group:eng");
+    assert_eq!(
+        e2.before.as_ref().unwrap()["policy"],
+        json!({"org": {"name": "E"}})
+    );
+    assert_eq!(e2.after.as_ref().unwrap()["version"], 2);
+    assert!(log[7].before.is_none());
+    let page = store
+        .list_audit(&AuditQuery {
+            limit: 2,
+            before_id: Some(log[1].id),
+            action: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [log[2].id, log[3].id]
+    );
+    let puts = store
+        .list_audit(&AuditQuery {
+            limit: 100,
+            before_id: None,
+            action: Some(action::POLICY_PUT.into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(puts.len(), 3);
 }

@@ -1,4 +1,6 @@
-//! The harness: a server per test, with its own database, clock and HTTP client.
+//! The harness: a server per test, with its own database (SQLite file or PostgreSQL
+//! database), clock and HTTP client, and `on_both_backends!`, which runs a test function
+//! once per backend.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +21,93 @@ use tandem_proto::{CheckId, CheckResult, Owner, Remediation, Status};
 use tandem_server::{App, Clock, Config, EnrollSecretOptions, Role, RunningServer};
 use tempfile::TempDir;
 use uuid::Uuid;
+
+use crate::pg::PgDatabase;
+
+/// Runs each named `async fn(Backend)` of the enclosing module as two tests,
+/// `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A test's own empty database; dropping it lets the PostgreSQL cluster stop or the SQLite
+/// file go.
+#[derive(Debug)]
+pub enum TestDb {
+    Sqlite { url: String, _dir: TempDir },
+    Postgres(PgDatabase),
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("server.db").display());
+                TestDb::Sqlite { url, _dir: dir }
+            }
+            Backend::Postgres => TestDb::Postgres(PgDatabase::create().await),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } => url,
+            TestDb::Postgres(db) => &db.url,
+        }
+    }
+
+    /// Runs a query returning one column, read through a connection of the test's own.
+    pub async fn column<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+        T: Send + Unpin,
+    {
+        match self {
+            TestDb::Sqlite { url, .. } => {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+                pool.close().await;
+                rows
+            }
+            TestDb::Postgres(db) => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+                pool.close().await;
+                rows
+            }
+        }
+    }
+
+    /// Rows in `table`.
+    pub async fn count(&self, table: &str) -> i64 {
+        self.column(&format!("SELECT COUNT(*) FROM {table}")).await[0]
+    }
+}
 
 /// A clock the test can move.
 #[derive(Clone)]
@@ -42,16 +131,29 @@ pub struct TestServer {
     pub http: reqwest::Client,
     pub clock: TestClock,
     pub db_url: String,
-    pub dir: TempDir,
+    pub db: Arc<TestDb>,
 }
 
 impl TestServer {
-    pub async fn start() -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let db_url = format!("sqlite://{}", dir.path().join("server.db").display());
+    pub async fn start(backend: Backend) -> TestServer {
+        let db = Arc::new(TestDb::new(backend).await);
+        Self::start_on(db).await
+    }
+
+    /// Another server on the same database: a replica.
+    pub async fn start_on(db: Arc<TestDb>) -> TestServer {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// A server whose configuration the test adjusts first.
+    pub async fn start_with(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let db_url = db.url().to_owned();
         let mut config = Config::new(db_url.clone());
         // Fast enough that a cross-process policy push shows up well within a test's patience.
         config.store.change_poll_interval = Duration::from_millis(50);
+        // Many tests share one PostgreSQL cluster; none needs more.
+        config.store.max_connections = 4;
+        configure(&mut config);
         let clock = TestClock(Arc::new(Mutex::new(Utc::now())));
         let app = App::open_with_clock(&config, Arc::new(clock.clone()))
             .await
@@ -62,7 +164,7 @@ impl TestServer {
             http: reqwest::Client::new(),
             clock,
             db_url,
-            dir,
+            db,
         }
     }
 
@@ -156,13 +258,26 @@ impl TestServer {
 
     /// Rows in `table`, read through a connection of the test's own.
     pub async fn count(&self, table: &str) -> i64 {
-        let pool = sqlx::SqlitePool::connect(&self.db_url).await.unwrap();
-        let n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&pool)
+        self.db.count(table).await
+    }
+
+    pub async fn get_admin(&self, token: &str, path: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
             .await
-            .unwrap();
-        pool.close().await;
-        n
+            .unwrap()
+    }
+
+    pub async fn post_admin(&self, token: &str, path: &str, body: &Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 }
 
@@ -205,6 +320,7 @@ pub fn sample_report(machine_id: &str) -> StatusReport {
             check_id: Some(CheckId::OsUpdates),
             detail: None,
         }],
+        policy_etag: None,
     }
 }
 

@@ -1,0 +1,1263 @@
+//! The PostgreSQL backend: one database shared by any number of stateless replicas.
+//!
+//! Queries are checked at run time (`sqlx::query`), as in the SQLite backend. Replicas hear
+//! of each other's policy versions through LISTEN/NOTIFY: a trigger on `policies` notifies
+//! `tandem_policy` on every insert (whoever inserts: a replica or the CLI), and each server's
+//! change feed LISTENs and publishes to its hub. A lost listener connection is re-opened and
+//! followed by a catch-up read, because notifications sent while it was away are gone.
+//!
+//! Concurrency: transactions run at READ COMMITTED. Where two writers could race for the
+//! same rows, one statement decides (`UPDATE … RETURNING` for secret uses, `INSERT … ON
+//! CONFLICT` for devices and reports), or a row lock serializes them (the group row while a
+//! policy version is numbered). Rows of one report are written in check order, so two
+//! reports of one device lock them in the same order and cannot deadlock.
+
+use std::collections::HashMap;
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, PgPool, Row as _};
+use tandem_proto::canonical::to_canonical_json;
+use tandem_proto::v1::AdminDevice;
+use tandem_proto::CheckResult;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    action, contains_pattern, device_filter_sql, latest_per_user, parse_check_result, parse_json,
+    parse_name, parse_opt_json, to_json_text, AuditEntry, AuditQuery, AuthedApiToken, AuthedDevice,
+    ChangeBy, ChangeFeed, DeviceDetail, DeviceFilter, DevicePage, DeviceSummary, EnrollOutcome,
+    EnrollSecretInfo, EventRecord, GroupInfo, IdentityFact, IngestOutcome, NewApiToken, NewDevice,
+    NewEnrollSecret, NewPhishingReport, NewPolicy, NewReport, PhishingReportInfo,
+    PolicyVersionDetail, PolicyVersionInfo, PutPolicyOutcome, ReportSummary, Role, SecretHash,
+    SourceHealth, Store, StoreError, StoreOptions, StoredPolicy, DEFAULT_GROUP,
+};
+use crate::hub::PolicyHub;
+use crate::keys::policy_etag;
+
+/// The NOTIFY channel the `policies` trigger announces new versions on.
+pub const POLICY_CHANNEL: &str = "tandem_policy";
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    /// How long the change feed waits before trying a lost connection again.
+    retry_interval: Duration,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` and brings its schema up to date. Replicas starting
+    /// together are safe: sqlx takes an advisory lock around the migrations.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url)?.application_name("tandem-server");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            // A request waiting this long for a connection is better answered 503 (the pool
+            // timing out counts as "overloaded") than held.
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(connect)
+            .await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore {
+            pool,
+            retry_interval: options.change_poll_interval,
+        })
+    }
+
+    /// The pool, for tests and tools that inspect the database directly.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// What the `policies` trigger sends.
+#[derive(Debug, Deserialize)]
+struct PolicyNotice {
+    group: String,
+    version: i64,
+}
+
+/// Publishes every group's latest version: after a lost connection, this is what the
+/// notifications missed in the meantime would have said (the hub ignores what it knew).
+async fn catch_up(pool: &PgPool, hub: &PolicyHub) -> Result<(), StoreError> {
+    let rows =
+        sqlx::query("SELECT group_name, MAX(version) AS version FROM policies GROUP BY group_name")
+            .fetch_all(pool)
+            .await?;
+    for row in rows {
+        let group: String = row.try_get("group_name")?;
+        hub.publish(&group, row.try_get("version")?);
+    }
+    Ok(())
+}
+
+fn policy_from_row(row: &PgRow) -> Result<StoredPolicy, StoreError> {
+    let body: String = row.try_get("body")?;
+    Ok(StoredPolicy {
+        group: row.try_get("group_name")?,
+        version: row.try_get("version")?,
+        body: parse_json(&body)?,
+        etag: row.try_get("etag")?,
+    })
+}
+
+async fn ensure_group(
+    conn: &mut PgConnection,
+    group: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO groups (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(group)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn audit(
+    conn: &mut PgConnection,
+    by: &ChangeBy,
+    action: &str,
+    target: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, target, before, after)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(by.at)
+    .bind(&by.actor)
+    .bind(action)
+    .bind(target)
+    .bind(before.map(to_json_text).transpose()?)
+    .bind(after.map(to_json_text).transpose()?)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The columns `device_from_row` reads.
+const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.os, d.os_version, d.group_name, d.user_login,
+    d.enrolled_at, d.last_report_at, d.policy_version, d.applied_policy_etag";
+
+fn device_from_row(
+    row: &PgRow,
+    mut results: Vec<CheckResult>,
+) -> Result<DeviceSummary, StoreError> {
+    results.sort_by_key(|r| r.id);
+    Ok(DeviceSummary {
+        device: AdminDevice {
+            id: row.try_get("id")?,
+            hostname: row.try_get("hostname")?,
+            os: row.try_get("os")?,
+            os_version: row.try_get("os_version")?,
+            group: row.try_get("group_name")?,
+            user_login: row.try_get("user_login")?,
+            enrolled_at: row.try_get("enrolled_at")?,
+            last_report_at: row.try_get("last_report_at")?,
+            policy_version: row.try_get("policy_version")?,
+            results,
+        },
+        applied_policy_etag: row.try_get("applied_policy_etag")?,
+    })
+}
+
+const SECRET_COLUMNS: &str =
+    "id, group_name, created_at, created_by, expires_at, max_uses, uses, revoked_at";
+
+fn secret_from_row(row: &PgRow) -> Result<EnrollSecretInfo, StoreError> {
+    Ok(EnrollSecretInfo {
+        id: row.try_get("id")?,
+        group: row.try_get("group_name")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+        expires_at: row.try_get("expires_at")?,
+        max_uses: row.try_get("max_uses")?,
+        uses: row.try_get("uses")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn version_info_from_row(row: &PgRow) -> Result<PolicyVersionInfo, StoreError> {
+    Ok(PolicyVersionInfo {
+        group: row.try_get("group_name")?,
+        version: row.try_get("version")?,
+        etag: row.try_get("etag")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+fn identity_from_row(row: &PgRow) -> Result<IdentityFact, StoreError> {
+    Ok(IdentityFact {
+        email: row.try_get("email")?,
+        login: row.try_get("login")?,
+        mfa_enrolled: row.try_get("mfa_enrolled")?,
+        password_changed_at: row.try_get("password_changed_at")?,
+        source: row.try_get("source")?,
+        as_of: row.try_get("as_of")?,
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn signing_key_or_insert(
+        &self,
+        candidate: &[u8; 32],
+        candidate_public: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<[u8; 32], StoreError> {
+        sqlx::query(
+            "INSERT INTO server_keys (id, algorithm, private_key, public_key, created_at)
+             VALUES (1, 'ed25519', $1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&candidate[..])
+        .bind(&candidate_public[..])
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT private_key FROM server_keys WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        stored
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("the stored signing key is not 32 bytes".into()))
+    }
+
+    async fn group_exists(&self, group: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM groups WHERE name = $1)")
+                .bind(group)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn create_enroll_secret(&self, secret: &NewEnrollSecret) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        ensure_group(&mut tx, &secret.group, secret.created_at).await?;
+        sqlx::query(
+            "INSERT INTO enroll_secrets
+                (id, secret_hash, group_name, created_at, created_by, expires_at, max_uses)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(secret.id)
+        .bind(&secret.hash[..])
+        .bind(&secret.group)
+        .bind(secret.created_at)
+        .bind(&secret.created_by)
+        .bind(secret.expires_at)
+        .bind(secret.max_uses.map(i64::from))
+        .execute(&mut *tx)
+        .await?;
+        let by = ChangeBy {
+            actor: secret.created_by.clone(),
+            at: secret.created_at,
+        };
+        let after = json!({
+            "id": secret.id, "group": secret.group, "expires_at": secret.expires_at,
+            "max_uses": secret.max_uses,
+        });
+        let target = format!("enroll_secret:{}", secret.id);
+        audit(
+            &mut tx,
+            &by,
+            action::ENROLL_SECRET_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enroll(
+        &self,
+        secret_hash: &SecretHash,
+        new: &NewDevice,
+    ) -> Result<EnrollOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Checking and consuming the secret in one statement keeps a use-limited secret from
+        // being used more often than allowed by concurrent enrolments.
+        let group: Option<String> = sqlx::query_scalar(
+            "UPDATE enroll_secrets SET uses = uses + 1
+             WHERE secret_hash = $1 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $2)
+               AND (max_uses IS NULL OR uses < max_uses)
+             RETURNING group_name",
+        )
+        .bind(&secret_hash[..])
+        .bind(new.now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(group) = group else {
+            return Ok(EnrollOutcome::BadSecret);
+        };
+        let d = &new.device;
+        // The same machine enrolling again (a reinstall, a lost keyring, or after an admin
+        // revoked it) keeps its identity and history; one statement decides, so two
+        // enrolments of one machine at once cannot both insert.
+        let device_id: Uuid = sqlx::query_scalar(
+            "INSERT INTO devices (id, machine_id, group_name, hostname, os, os_version,
+                model, serial, user_login, user_email, enrolled_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (machine_id) DO UPDATE SET
+                group_name = EXCLUDED.group_name, hostname = EXCLUDED.hostname,
+                os = EXCLUDED.os, os_version = EXCLUDED.os_version, model = EXCLUDED.model,
+                serial = EXCLUDED.serial, user_login = EXCLUDED.user_login,
+                user_email = EXCLUDED.user_email, revoked_at = NULL
+             RETURNING id",
+        )
+        .bind(new.candidate_id)
+        .bind(&d.machine_id)
+        .bind(&group)
+        .bind(&d.hostname)
+        .bind(&d.os)
+        .bind(&d.os_version)
+        .bind(&d.model)
+        .bind(&d.serial)
+        .bind(&new.user.login)
+        .bind(&new.user.email)
+        .bind(new.now)
+        .fetch_one(&mut *tx)
+        .await?;
+        // The newest enrolment wins: earlier tokens stop working.
+        sqlx::query(
+            "UPDATE device_tokens SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(new.now)
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO device_tokens (token_hash, device_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&new.token_hash[..])
+        .bind(device_id)
+        .bind(new.now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(EnrollOutcome::Enrolled { device_id, group })
+    }
+
+    async fn device_by_token(&self, hash: &SecretHash) -> Result<Option<AuthedDevice>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.id, d.group_name FROM device_tokens t JOIN devices d ON d.id = t.device_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND d.revoked_at IS NULL",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(AuthedDevice {
+                id: row.try_get("id")?,
+                group: row.try_get("group_name")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn ingest_report(&self, new: NewReport<'_>) -> Result<IngestOutcome, StoreError> {
+        let report = new.report;
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, report_id) DO NOTHING",
+        )
+        .bind(new.device_id)
+        .bind(report.report_id)
+        .bind(new.received_at)
+        .bind(report.sent_at)
+        .bind(&report.agent_version)
+        .bind(new.raw)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // Dropping the transaction rolls it back; it wrote nothing anyway.
+            return Ok(IngestOutcome::Replayed);
+        }
+
+        // Check order is lock order (see the module comment). An outbox may deliver an old
+        // report after a newer one; the newer observation wins whatever the arrival order.
+        let mut results: Vec<&CheckResult> = report.results.iter().collect();
+        results.sort_by_key(|r| r.id);
+        let mut checks = Vec::with_capacity(results.len());
+        let mut statuses = Vec::with_capacity(results.len());
+        let mut observed = Vec::with_capacity(results.len());
+        let mut bodies = Vec::with_capacity(results.len());
+        for r in results {
+            checks.push(r.id.as_str().to_owned());
+            statuses.push(r.status.as_str().to_owned());
+            observed.push(r.observed_at);
+            bodies.push(to_json_text(r)?);
+        }
+        if !checks.is_empty() {
+            sqlx::query(
+                "INSERT INTO latest_results
+                    (device_id, check_id, status, observed_at, result, report_id)
+                 SELECT $1, u.check_id, u.status, u.observed_at, u.result, $2
+                 FROM UNNEST($3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[])
+                    AS u(check_id, status, observed_at, result)
+                 ORDER BY u.check_id
+                 ON CONFLICT (device_id, check_id) DO UPDATE SET
+                    status = EXCLUDED.status, observed_at = EXCLUDED.observed_at,
+                    result = EXCLUDED.result, report_id = EXCLUDED.report_id
+                 WHERE EXCLUDED.observed_at >= latest_results.observed_at",
+            )
+            .bind(new.device_id)
+            .bind(report.report_id)
+            .bind(&checks)
+            .bind(&statuses)
+            .bind(&observed)
+            .bind(&bodies)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        if !report.events.is_empty() {
+            let kinds: Vec<&str> = report.events.iter().map(|e| e.kind.as_str()).collect();
+            let ats: Vec<DateTime<Utc>> = report.events.iter().map(|e| e.at).collect();
+            let event_checks: Vec<Option<&str>> = report
+                .events
+                .iter()
+                .map(|e| e.check_id.map(|c| c.as_str()))
+                .collect();
+            let details: Vec<Option<&str>> =
+                report.events.iter().map(|e| e.detail.as_deref()).collect();
+            sqlx::query(
+                "INSERT INTO events (device_id, report_id, kind, at, check_id, detail)
+                 SELECT $1, $2, u.kind, u.at, u.check_id, u.detail
+                 FROM UNNEST($3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[])
+                    WITH ORDINALITY AS u(kind, at, check_id, detail, n)
+                 ORDER BY u.n",
+            )
+            .bind(new.device_id)
+            .bind(report.report_id)
+            .bind(&kinds)
+            .bind(&ats)
+            .bind(&event_checks)
+            .bind(&details)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        let inv = &report.inventory;
+        // Inventory comes from the newest report by `sent_at`; an old report delivered late
+        // from an outbox only moves `last_report_at`. Each SET sees the row as it was.
+        let newer = "(inventory_at IS NULL OR inventory_at <= $12)";
+        let sql = format!(
+            "UPDATE devices SET
+                last_report_at = GREATEST(last_report_at, $1),
+                hostname = CASE WHEN {newer} THEN $2 ELSE hostname END,
+                os = CASE WHEN {newer} THEN $3 ELSE os END,
+                os_version = CASE WHEN {newer} THEN $4 ELSE os_version END,
+                model = CASE WHEN {newer} THEN $5 ELSE model END,
+                serial = CASE WHEN {newer} THEN $6 ELSE serial END,
+                agent_version = CASE WHEN {newer} THEN $7 ELSE agent_version END,
+                user_login = CASE WHEN {newer} AND $8 THEN $9 ELSE user_login END,
+                user_email = CASE WHEN {newer} AND $8 THEN $10 ELSE user_email END,
+                applied_policy_etag = CASE WHEN {newer} THEN $11 ELSE applied_policy_etag END,
+                inventory_at = CASE WHEN {newer} THEN $12 ELSE inventory_at END
+             WHERE id = $13"
+        );
+        sqlx::query(&sql)
+            .bind(new.received_at)
+            .bind(&inv.device.hostname)
+            .bind(&inv.device.os)
+            .bind(&inv.device.os_version)
+            .bind(&inv.device.model)
+            .bind(&inv.device.serial)
+            .bind(&report.agent_version)
+            // A report without a user leaves the enrolled user as it was.
+            .bind(inv.user.is_some())
+            .bind(inv.user.as_ref().map(|u| u.login.as_str()))
+            .bind(inv.user.as_ref().and_then(|u| u.email.as_deref()))
+            .bind(&report.policy_etag)
+            .bind(report.sent_at)
+            .bind(new.device_id)
+            .execute(&mut *tx)
+            .await?;
+
+        tx.commit().await?;
+        Ok(IngestOutcome::Stored)
+    }
+
+    async fn effective_policy(&self, group: &str) -> Result<Option<StoredPolicy>, StoreError> {
+        let row = sqlx::query(
+            "SELECT group_name, version, body, etag FROM policies
+             WHERE group_name IN ($1, $2)
+             ORDER BY CASE WHEN group_name = $1 THEN 0 ELSE 1 END, version DESC
+             LIMIT 1",
+        )
+        .bind(group)
+        .bind(DEFAULT_GROUP)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(policy_from_row).transpose()
+    }
+
+    async fn put_policy(&self, new: &NewPolicy) -> Result<PutPolicyOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        ensure_group(&mut tx, &new.group, new.created_at).await?;
+        // Two admins pushing to one group at once take turns here, so both get a version
+        // number instead of one of them a unique-key error.
+        sqlx::query("SELECT name FROM groups WHERE name = $1 FOR UPDATE")
+            .bind(&new.group)
+            .execute(&mut *tx)
+            .await?;
+        let latest = sqlx::query(
+            "SELECT group_name, version, body, etag FROM policies
+             WHERE group_name = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(&new.group)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let latest = latest.as_ref().map(policy_from_row).transpose()?;
+        if let Some(latest) = latest.as_ref() {
+            if to_canonical_json(&latest.body) == to_canonical_json(&new.body) {
+                return Ok(PutPolicyOutcome::Unchanged(latest.clone()));
+            }
+        }
+        let version = latest.as_ref().map_or(1, |p| p.version + 1);
+        let etag = policy_etag(&new.group, version, &new.body);
+        sqlx::query(
+            "INSERT INTO policies (group_name, version, body, etag, created_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&new.group)
+        .bind(version)
+        .bind(to_json_text(&new.body)?)
+        .bind(&etag)
+        .bind(new.created_at)
+        .bind(&new.created_by)
+        .execute(&mut *tx)
+        .await?;
+        let before = latest
+            .as_ref()
+            .map(|p| json!({"version": p.version, "etag": p.etag, "policy": p.body}));
+        let after = json!({"version": version, "etag": etag, "policy": new.body});
+        let by = ChangeBy {
+            actor: new.created_by.clone(),
+            at: new.created_at,
+        };
+        let target = format!("group:{}", new.group);
+        audit(
+            &mut tx,
+            &by,
+            action::POLICY_PUT,
+            &target,
+            before.as_ref(),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(PutPolicyOutcome::Created(StoredPolicy {
+            group: new.group.clone(),
+            version,
+            body: new.body.clone(),
+            etag,
+        }))
+    }
+
+    async fn policy_versions(&self, group: &str) -> Result<Vec<PolicyVersionInfo>, StoreError> {
+        sqlx::query(
+            "SELECT group_name, version, etag, created_at, created_by FROM policies
+             WHERE group_name = $1 ORDER BY version",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(version_info_from_row)
+        .collect()
+    }
+
+    async fn policy_version(
+        &self,
+        group: &str,
+        version: i64,
+    ) -> Result<Option<PolicyVersionDetail>, StoreError> {
+        let row = sqlx::query(
+            "SELECT group_name, version, etag, created_at, created_by, body FROM policies
+             WHERE group_name = $1 AND version = $2",
+        )
+        .bind(group)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let body: String = row.try_get("body")?;
+            Ok(PolicyVersionDetail {
+                info: version_info_from_row(&row)?,
+                policy: parse_json(&body)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_groups(&self) -> Result<Vec<GroupInfo>, StoreError> {
+        sqlx::query(
+            "SELECT g.name, g.created_at,
+                (SELECT COUNT(*) FROM devices d
+                 WHERE d.group_name = g.name AND d.revoked_at IS NULL) AS devices,
+                (SELECT MAX(version) FROM policies p WHERE p.group_name = g.name) AS policy_version
+             FROM groups g ORDER BY g.name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(GroupInfo {
+                name: row.try_get("name")?,
+                created_at: row.try_get("created_at")?,
+                devices: row.try_get("devices")?,
+                policy_version: row.try_get("policy_version")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn create_group(&self, name: &str, by: &ChangeBy) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO groups (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(by.at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let after = json!({"name": name});
+        let target = format!("group:{name}");
+        audit(
+            &mut tx,
+            by,
+            action::GROUP_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_enroll_secrets(&self) -> Result<Vec<EnrollSecretInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {SECRET_COLUMNS} FROM enroll_secrets ORDER BY created_at DESC, id DESC"
+        );
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(secret_from_row)
+            .collect()
+    }
+
+    async fn expire_enroll_secret(
+        &self,
+        id: Uuid,
+        by: &ChangeBy,
+    ) -> Result<Option<EnrollSecretInfo>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("SELECT {SECRET_COLUMNS} FROM enroll_secrets WHERE id = $1 FOR UPDATE");
+        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let before = secret_from_row(&row)?;
+        if before.revoked_at.is_some() {
+            return Ok(Some(before));
+        }
+        sqlx::query("UPDATE enroll_secrets SET revoked_at = $1 WHERE id = $2")
+            .bind(by.at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Read back rather than built here, so the answer carries the stored precision.
+        let sql = format!("SELECT {SECRET_COLUMNS} FROM enroll_secrets WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_one(&mut *tx).await?;
+        let after = secret_from_row(&row)?;
+        let target = format!("enroll_secret:{id}");
+        let (b, a) = (json!(before), json!(after));
+        audit(
+            &mut tx,
+            by,
+            action::ENROLL_SECRET_EXPIRE,
+            &target,
+            Some(&b),
+            Some(&a),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(after))
+    }
+
+    async fn revoke_device(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let revoked: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT revoked_at FROM devices WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match revoked {
+            None => return Ok(false),
+            Some(Some(_)) => return Ok(true),
+            Some(None) => {}
+        }
+        sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2")
+            .bind(by.at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE device_tokens SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(by.at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let target = format!("device:{id}");
+        let before = json!({"revoked_at": null});
+        let after = json!({"revoked_at": by.at});
+        audit(
+            &mut tx,
+            by,
+            action::DEVICE_REVOKE,
+            &target,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_policy_delivered(&self, device: Uuid, version: i64) -> Result<(), StoreError> {
+        // Skipping the write when nothing changes keeps long-poll answers cheap.
+        sqlx::query(
+            "UPDATE devices SET policy_version = $1
+             WHERE id = $2 AND policy_version IS DISTINCT FROM $1",
+        )
+        .bind(version)
+        .bind(device)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_api_token(&self, token: &NewApiToken) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, role, token_hash, created_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token.id)
+        .bind(&token.name)
+        .bind(token.role.as_str())
+        .bind(&token.hash[..])
+        .bind(token.created_at)
+        .bind(&token.created_by)
+        .execute(&mut *tx)
+        .await?;
+        let by = ChangeBy {
+            actor: token.created_by.clone(),
+            at: token.created_at,
+        };
+        let after = json!({"id": token.id, "name": token.name, "role": token.role.as_str()});
+        let target = format!("api_token:{}", token.id);
+        audit(
+            &mut tx,
+            &by,
+            action::API_TOKEN_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn api_token_by_hash(
+        &self,
+        hash: &SecretHash,
+    ) -> Result<Option<AuthedApiToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, role FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let role: String = row.try_get("role")?;
+            Ok(AuthedApiToken {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("api token role `{role}`")))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_devices(&self, filter: &DeviceFilter) -> Result<DevicePage, StoreError> {
+        let mut n = 0;
+        let (where_sql, params) = device_filter_sql(filter, || {
+            n += 1;
+            format!("${n}")
+        });
+        // REPEATABLE READ so that the count, the page and its results see one snapshot.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let count_sql = format!("SELECT COUNT(*) FROM devices d{where_sql}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for p in &params {
+            count = count.bind(p);
+        }
+        let total = count.fetch_one(&mut *tx).await?;
+        let page_sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d{where_sql}
+             ORDER BY d.hostname, d.id LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let mut page = sqlx::query(&page_sql);
+        for p in &params {
+            page = page.bind(p);
+        }
+        let rows = page
+            .bind(i64::from(filter.limit))
+            .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
+        let ids: Vec<Uuid> = rows
+            .iter()
+            .map(|r| r.try_get::<Uuid, _>("id"))
+            .collect::<Result<_, _>>()?;
+        let mut results: HashMap<Uuid, Vec<CheckResult>> = HashMap::new();
+        if !ids.is_empty() {
+            let rows = sqlx::query(
+                "SELECT device_id, result FROM latest_results WHERE device_id = ANY($1)",
+            )
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in rows {
+                let device: Uuid = row.try_get("device_id")?;
+                let text: String = row.try_get("result")?;
+                results
+                    .entry(device)
+                    .or_default()
+                    .push(parse_check_result(&text)?);
+            }
+        }
+        tx.commit().await?;
+        let devices = rows
+            .iter()
+            .zip(ids)
+            .map(|(row, id)| device_from_row(row, results.remove(&id).unwrap_or_default()))
+            .collect::<Result<_, _>>()?;
+        Ok(DevicePage {
+            devices,
+            total: u64::try_from(total).unwrap_or_default(),
+        })
+    }
+
+    async fn device_detail(
+        &self,
+        id: Uuid,
+        history: u32,
+    ) -> Result<Option<DeviceDetail>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS}, d.machine_id, d.model, d.serial, d.user_email,
+                    d.agent_version, d.revoked_at
+             FROM devices d WHERE d.id = $1"
+        );
+        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let results = sqlx::query_scalar::<_, String>(
+            "SELECT result FROM latest_results WHERE device_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|t| parse_check_result(t))
+        .collect::<Result<Vec<_>, _>>()?;
+        let reports = sqlx::query(
+            "SELECT report_id, received_at, sent_at, agent_version FROM reports
+             WHERE device_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(i64::from(history))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ReportSummary {
+                report_id: r.try_get("report_id")?,
+                received_at: r.try_get("received_at")?,
+                sent_at: r.try_get("sent_at")?,
+                agent_version: r.try_get("agent_version")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let events = sqlx::query(
+            "SELECT kind, at, check_id, detail, report_id FROM events
+             WHERE device_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(i64::from(history))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            let check: Option<String> = r.try_get("check_id")?;
+            Ok(EventRecord {
+                kind: parse_name(&kind)?,
+                at: r.try_get("at")?,
+                check_id: check.as_deref().map(parse_name).transpose()?,
+                detail: r.try_get("detail")?,
+                report_id: r.try_get("report_id")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let last_report: Option<String> = sqlx::query_scalar(
+            "SELECT body FROM reports WHERE device_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(DeviceDetail {
+            summary: device_from_row(&row, results)?,
+            machine_id: row.try_get("machine_id")?,
+            model: row.try_get("model")?,
+            serial: row.try_get("serial")?,
+            user_email: row.try_get("user_email")?,
+            agent_version: row.try_get("agent_version")?,
+            revoked_at: row.try_get("revoked_at")?,
+            reports,
+            events,
+            last_report,
+        }))
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        sqlx::query(
+            "SELECT id, at, actor, action, target, before, after FROM audit_log
+             WHERE ($1::BIGINT IS NULL OR id < $1) AND ($2::TEXT IS NULL OR action = $2)
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(query.before_id)
+        .bind(&query.action)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AuditEntry {
+                id: row.try_get("id")?,
+                at: row.try_get("at")?,
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                target: row.try_get("target")?,
+                before: parse_opt_json(row.try_get("before")?)?,
+                after: parse_opt_json(row.try_get("after")?)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn upsert_identities(
+        &self,
+        facts: &[IdentityFact],
+        by: Option<&ChangeBy>,
+    ) -> Result<u64, StoreError> {
+        // One row per (source, key): ON CONFLICT may not touch a row twice in a statement.
+        let rows = latest_per_user(facts);
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(1000) {
+            let sources: Vec<&str> = chunk.iter().map(|(_, f)| f.source.as_str()).collect();
+            let keys: Vec<&str> = chunk.iter().map(|(k, _)| k.as_str()).collect();
+            let emails: Vec<Option<&str>> = chunk.iter().map(|(_, f)| f.email.as_deref()).collect();
+            let logins: Vec<Option<&str>> = chunk.iter().map(|(_, f)| f.login.as_deref()).collect();
+            let mfa: Vec<Option<bool>> = chunk.iter().map(|(_, f)| f.mfa_enrolled).collect();
+            let changed: Vec<Option<DateTime<Utc>>> =
+                chunk.iter().map(|(_, f)| f.password_changed_at).collect();
+            let as_of: Vec<DateTime<Utc>> = chunk.iter().map(|(_, f)| f.as_of).collect();
+            sqlx::query(
+                "INSERT INTO identities
+                    (source, user_key, email, login, mfa_enrolled, password_changed_at, as_of)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[],
+                                      $5::BOOLEAN[], $6::TIMESTAMPTZ[], $7::TIMESTAMPTZ[])
+                 ON CONFLICT (source, user_key) DO UPDATE SET
+                    email = EXCLUDED.email, login = EXCLUDED.login,
+                    mfa_enrolled = EXCLUDED.mfa_enrolled,
+                    password_changed_at = EXCLUDED.password_changed_at, as_of = EXCLUDED.as_of",
+            )
+            .bind(&sources)
+            .bind(&keys)
+            .bind(&emails)
+            .bind(&logins)
+            .bind(&mfa)
+            .bind(&changed)
+            .bind(&as_of)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let n = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+        if let Some(by) = by {
+            let sources: std::collections::BTreeSet<&str> =
+                facts.iter().map(|f| f.source.as_str()).collect();
+            let after = json!({"users": n, "sources": sources});
+            audit(
+                &mut tx,
+                by,
+                action::IDENTITY_IMPORT,
+                "identities",
+                None,
+                Some(&after),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn identity_for_device(&self, device: Uuid) -> Result<Option<IdentityFact>, StoreError> {
+        let row = sqlx::query("SELECT user_email, user_login FROM devices WHERE id = $1")
+            .bind(device)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let email: Option<String> = row.try_get("user_email")?;
+        let login: String = row.try_get("user_login")?;
+        let keys = [email.map(|e| e.to_lowercase()), Some(login.to_lowercase())];
+        for key in keys.into_iter().flatten() {
+            let row = sqlx::query(
+                "SELECT * FROM identities WHERE user_key = $1 ORDER BY as_of DESC LIMIT 1",
+            )
+            .bind(&key)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                return identity_from_row(&row).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn list_identities(
+        &self,
+        search: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<IdentityFact>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM identities WHERE ($1::TEXT IS NULL OR user_key LIKE $1 ESCAPE '\\')
+             ORDER BY user_key, source LIMIT $2 OFFSET $3",
+        )
+        .bind(search.map(contains_pattern))
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(identity_from_row)
+        .collect()
+    }
+
+    async fn record_source_health(&self, h: &SourceHealth) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO identity_sources (name, kind, last_run_at, last_success_at, last_error, users)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind,
+                last_run_at = EXCLUDED.last_run_at,
+                last_success_at = COALESCE(EXCLUDED.last_success_at, identity_sources.last_success_at),
+                last_error = EXCLUDED.last_error,
+                users = COALESCE(EXCLUDED.users, identity_sources.users)",
+        )
+        .bind(&h.name)
+        .bind(&h.kind)
+        .bind(h.last_run_at)
+        .bind(h.last_success_at)
+        .bind(&h.last_error)
+        .bind(h.users)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_source_health(&self) -> Result<Vec<SourceHealth>, StoreError> {
+        sqlx::query("SELECT * FROM identity_sources ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(SourceHealth {
+                    name: row.try_get("name")?,
+                    kind: row.try_get("kind")?,
+                    last_run_at: row.try_get("last_run_at")?,
+                    last_success_at: row.try_get("last_success_at")?,
+                    last_error: row.try_get("last_error")?,
+                    users: row.try_get("users")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_phishing_report(&self, r: &NewPhishingReport) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO phishing_reports
+                (id, tracking_id, device_id, received_at, url, note, subject, message)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(r.id)
+        .bind(&r.tracking_id)
+        .bind(r.device_id)
+        .bind(r.received_at)
+        .bind(&r.url)
+        .bind(&r.note)
+        .bind(&r.subject)
+        .bind(&r.message)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_phishing_reports(
+        &self,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<PhishingReportInfo>, StoreError> {
+        sqlx::query(
+            "SELECT p.id, p.tracking_id, p.device_id, d.hostname, d.user_login, d.user_email,
+                    p.received_at, p.url, p.note, p.subject, octet_length(p.message)::BIGINT AS message_bytes
+             FROM phishing_reports p JOIN devices d ON d.id = p.device_id
+             ORDER BY p.received_at DESC, p.id DESC LIMIT $1 OFFSET $2",
+        )
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(PhishingReportInfo {
+                id: row.try_get("id")?,
+                tracking_id: row.try_get("tracking_id")?,
+                device_id: row.try_get("device_id")?,
+                hostname: row.try_get("hostname")?,
+                user_login: row.try_get("user_login")?,
+                user_email: row.try_get("user_email")?,
+                received_at: row.try_get("received_at")?,
+                url: row.try_get("url")?,
+                note: row.try_get("note")?,
+                subject: row.try_get("subject")?,
+                message_bytes: row.try_get("message_bytes")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn failing_checks(&self, device: Uuid) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM latest_results WHERE device_id = $1 AND status = 'fail'",
+        )
+        .bind(device)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn phishing_message(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        let found: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT message FROM phishing_reports WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.flatten())
+    }
+
+    async fn policy_change_feed(
+        &self,
+        hub: Arc<PolicyHub>,
+        shutdown: CancellationToken,
+    ) -> Result<ChangeFeed, StoreError> {
+        // LISTEN is in force once this returns, so every version committed afterwards is
+        // announced to this feed.
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(POLICY_CHANNEL).await?;
+        let pool = self.pool.clone();
+        let retry = self.retry_interval;
+        Ok(Box::pin(async move {
+            loop {
+                let next = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    next = listener.try_recv() => next,
+                };
+                match next {
+                    Ok(Some(notification)) => {
+                        match serde_json::from_str::<PolicyNotice>(notification.payload()) {
+                            Ok(n) => hub.publish(&n.group, n.version),
+                            Err(e) => tracing::warn!(error = %e, "unreadable policy notification"),
+                        }
+                        continue;
+                    }
+                    Ok(None) => tracing::warn!("lost the policy notification connection"),
+                    Err(e) => tracing::warn!(error = %e, "policy notifications failed"),
+                }
+                // Re-LISTEN first and catch up second, so nothing committed in between
+                // is missed; until both work, try again every `retry`.
+                loop {
+                    let recovered = match listener.listen(POLICY_CHANNEL).await {
+                        Ok(()) => catch_up(&pool, &hub).await,
+                        Err(e) => Err(e.into()),
+                    };
+                    match recovered {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not resume policy notifications")
+                        }
+                    }
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(retry) => {}
+                    }
+                }
+            }
+        }))
+    }
+}

@@ -1,0 +1,199 @@
+//! Operating the server: Prometheus metrics and the enrolment rate limit.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use tandem_proto::v1::{self, SignedPolicy};
+use tandem_server::config::RateLimit;
+use tandem_server::Role;
+
+use crate::support::{problem, sample_report, Backend, TestDb, TestServer};
+
+on_both_backends!(
+    metrics_count_requests_by_route_parked_polls_and_ingest_lag,
+    enrolment_is_rate_limited_per_source_address,
+);
+
+async fn metrics(t: &TestServer) -> String {
+    let response = t.http.get(t.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+/// The value of the first sample line starting with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn metrics_count_requests_by_route_parked_polls_and_ingest_lag(backend: Backend) {
+    let t = TestServer::start(backend).await;
+    let device = t.enroll("default", "m1").await;
+    let viewer = t.api_token(Role::Viewer).await;
+    assert_eq!(
+        t.post_report(&device.device_token, &sample_report("m1"))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let detail = format!("/api/v1/admin/devices/{}", device.device_id);
+    assert_eq!(t.get_admin(&viewer, &detail).await.status(), StatusCode::OK);
+
+    let current: SignedPolicy = t
+        .get_policy(&device.device_token, None, 0)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let poll = {
+        let (http, url, token, etag) = (
+            t.http.clone(),
+            format!("{}?wait=60", t.url(v1::PATH_POLICY)),
+            device.device_token.clone(),
+            current.etag.clone(),
+        );
+        tokio::spawn(async move {
+            http.get(url)
+                .bearer_auth(token)
+                .header("If-None-Match", format!("\"{etag}\""))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    t.parked(1).await;
+
+    let text = metrics(&t).await;
+    assert_eq!(
+        sample(&text, "tandem_policy_long_polls_parked "),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tandem_http_requests_total{method=\"POST\",route=\"/api/v1/agent/reports\",status=\"202\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    // Routes are labelled by pattern: no device id in any label.
+    assert!(
+        text.contains("route=\"/api/v1/admin/devices/{id}\""),
+        "{text}"
+    );
+    assert!(!text.contains(&device.device_id.to_string()));
+    assert_eq!(
+        sample(&text, "tandem_report_ingest_lag_seconds_count "),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "tandem_reports_ingested_total "),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(text.contains("tandem_http_request_duration_seconds_bucket"));
+
+    t.server.shutdown().await.unwrap();
+    assert_eq!(poll.await.unwrap().status(), StatusCode::NOT_MODIFIED);
+}
+
+async fn enrolment_is_rate_limited_per_source_address(backend: Backend) {
+    let db = Arc::new(TestDb::new(backend).await);
+    let t = TestServer::start_with(db, |c| {
+        c.enroll_rate_limit = Some(RateLimit {
+            per_minute: 1,
+            burst: 2,
+        });
+    })
+    .await;
+    let secret = t.enroll_secret("default").await;
+    for machine in ["m1", "m2"] {
+        assert_eq!(
+            t.post_enroll(&secret, machine).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    // Bad secrets count too: the limit is what makes guessing slow.
+    let response = t.post_enroll("guess", "m3").await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body = problem(response, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(body["type"], "https://tandem.dev/problems/rate-limited");
+    assert_eq!(t.count("devices").await, 2);
+    let text = metrics(&t).await;
+    assert_eq!(
+        sample(&text, "tandem_enroll_rate_limited_total "),
+        Some(1.0),
+        "{text}"
+    );
+    // Other endpoints are not limited by it.
+    let viewer = t.api_token(Role::Viewer).await;
+    assert_eq!(
+        t.get_admin(&viewer, v1::PATH_ADMIN_DEVICES).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    use tandem_server::api;
+    let t = TestServer::start(Backend::Sqlite).await;
+    let response = t.http.get(t.url(api::PATH_OPENAPI)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc: serde_json::Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let expected = [
+        (v1::PATH_ENROLL, "post"),
+        (v1::PATH_REPORTS, "post"),
+        (v1::PATH_POLICY, "get"),
+        (v1::PATH_IDENTITY, "get"),
+        (v1::PATH_PHISHING, "post"),
+        (v1::PATH_ADMIN_DEVICES, "get"),
+        (api::PATH_ADMIN_DEVICE, "get"),
+        (api::PATH_ADMIN_DEVICE_REVOKE, "post"),
+        (api::PATH_ADMIN_GROUPS, "get"),
+        (api::PATH_ADMIN_GROUPS, "post"),
+        (v1::PATH_ADMIN_GROUP_POLICY, "get"),
+        (v1::PATH_ADMIN_GROUP_POLICY, "put"),
+        (api::PATH_ADMIN_POLICY_VERSIONS, "get"),
+        (api::PATH_ADMIN_POLICY_VERSION, "get"),
+        (api::PATH_ADMIN_POLICY_DIFF, "get"),
+        (api::PATH_ADMIN_ENROLL_SECRETS, "get"),
+        (api::PATH_ADMIN_ENROLL_SECRETS, "post"),
+        (api::PATH_ADMIN_ENROLL_SECRET_EXPIRE, "post"),
+        (api::PATH_ADMIN_AUDIT, "get"),
+        (api::PATH_ADMIN_EXPORT_COMPLIANCE, "get"),
+        (api::PATH_ADMIN_IDENTITIES, "get"),
+        (api::PATH_ADMIN_IDENTITY_IMPORT, "post"),
+        (api::PATH_ADMIN_IDENTITY_SOURCES, "get"),
+        (api::PATH_ADMIN_PHISHING, "get"),
+        (api::PATH_ADMIN_PHISHING_MESSAGE, "get"),
+    ];
+    for (path, method) in expected {
+        let operation = &paths[path][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        if path.starts_with("/api/v1/admin/") {
+            assert_eq!(
+                operation["security"][0]["api_token"],
+                serde_json::json!([]),
+                "{path}"
+            );
+        }
+    }
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        documented,
+        expected.len(),
+        "an undocumented or stale operation"
+    );
+    assert!(doc["components"]["schemas"]["DeviceDetail"].is_object());
+}
