@@ -144,7 +144,11 @@ impl<H: Host> Host for RecordingHost<H> {
     async fn run(&self, cmd: &Cmd) -> Result<CmdOutput, HostError> {
         let result = self.inner.run(cmd).await;
         if let Ok(mut commands) = self.commands.lock() {
-            commands.push(RecordedCommand { program: cmd.program.into(), args: cmd.args.clone(), result: result.clone() });
+            commands.push(RecordedCommand {
+                program: cmd.program.into(),
+                args: cmd.args.clone(),
+                result: result.clone(),
+            });
         }
         result
     }
@@ -152,10 +156,18 @@ impl<H: Host> Host for RecordingHost<H> {
     async fn read_file(&self, path: &str) -> Result<Vec<u8>, HostError> {
         let result = self.inner.read_file(path).await;
         let (content_base64, error) = match &result {
-            Ok(bytes) => (Some(base64::engine::general_purpose::STANDARD.encode(bytes)), None),
+            Ok(bytes) => (
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                None,
+            ),
             Err(e) => (None, Some(e.clone())),
         };
-        self.push_file(RecordedFile { path: path.into(), content_base64, modified: None, error });
+        self.push_file(RecordedFile {
+            path: path.into(),
+            content_base64,
+            modified: None,
+            error,
+        });
         result
     }
 
@@ -165,14 +177,22 @@ impl<H: Host> Host for RecordingHost<H> {
             Ok(t) => (Some(*t), None),
             Err(e) => (None, Some(e.clone())),
         };
-        self.push_file(RecordedFile { path: path.into(), content_base64: None, modified, error });
+        self.push_file(RecordedFile {
+            path: path.into(),
+            content_base64: None,
+            modified,
+            error,
+        });
         result
     }
 
     async fn list_dir(&self, path: &str) -> Result<Vec<String>, HostError> {
         let result = self.inner.list_dir(path).await;
         if let Ok(mut dirs) = self.dirs.lock() {
-            dirs.push(RecordedDir { path: path.into(), result: result.clone() });
+            dirs.push(RecordedDir {
+                path: path.into(),
+                result: result.clone(),
+            });
         }
         result
     }
@@ -180,7 +200,10 @@ impl<H: Host> Host for RecordingHost<H> {
     async fn dbus(&self, query: &DbusQuery) -> Result<serde_json::Value, HostError> {
         let result = self.inner.dbus(query).await;
         if let Ok(mut calls) = self.dbus.lock() {
-            calls.push(RecordedDbus { query: query.clone(), result: result.clone() });
+            calls.push(RecordedDbus {
+                query: query.clone(),
+                result: result.clone(),
+            });
         }
         result
     }
@@ -217,22 +240,33 @@ impl Host for ReplayHost {
             .iter()
             .find(|c| c.program == cmd.program && c.args == cmd.args)
             .map(|c| c.result.clone())
-            .unwrap_or_else(|| Err(HostError::NotRecorded { what: cmd.display() }))
+            .unwrap_or_else(|| {
+                Err(HostError::NotRecorded {
+                    what: cmd.display(),
+                })
+            })
     }
 
     async fn read_file(&self, path: &str) -> Result<Vec<u8>, HostError> {
-        let not_recorded = || HostError::NotRecorded { what: path.to_owned() };
+        let not_recorded = || HostError::NotRecorded {
+            what: path.to_owned(),
+        };
         let file = self.file(path).ok_or_else(not_recorded)?;
         if let Some(content) = &file.content_base64 {
             return base64::engine::general_purpose::STANDARD
                 .decode(content)
-                .map_err(|e| HostError::Io { what: path.to_owned(), message: e.to_string() });
+                .map_err(|e| HostError::Io {
+                    what: path.to_owned(),
+                    message: e.to_string(),
+                });
         }
         Err(file.error.clone().unwrap_or_else(not_recorded))
     }
 
     async fn modified(&self, path: &str) -> Result<DateTime<Utc>, HostError> {
-        let not_recorded = || HostError::NotRecorded { what: path.to_owned() };
+        let not_recorded = || HostError::NotRecorded {
+            what: path.to_owned(),
+        };
         let file = self.file(path).ok_or_else(not_recorded)?;
         match (file.modified, &file.error) {
             (Some(t), _) => Ok(t),
@@ -247,7 +281,11 @@ impl Host for ReplayHost {
             .iter()
             .find(|d| d.path == path)
             .map(|d| d.result.clone())
-            .unwrap_or_else(|| Err(HostError::NotRecorded { what: path.to_owned() }))
+            .unwrap_or_else(|| {
+                Err(HostError::NotRecorded {
+                    what: path.to_owned(),
+                })
+            })
     }
 
     async fn dbus(&self, query: &DbusQuery) -> Result<serde_json::Value, HostError> {
@@ -256,7 +294,11 @@ impl Host for ReplayHost {
             .iter()
             .find(|d| &d.query == query)
             .map(|d| d.result.clone())
-            .unwrap_or_else(|| Err(HostError::NotRecorded { what: query.describe() }))
+            .unwrap_or_else(|| {
+                Err(HostError::NotRecorded {
+                    what: query.describe(),
+                })
+            })
     }
 
     fn os(&self) -> &OsFacts {

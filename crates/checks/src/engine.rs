@@ -81,26 +81,37 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 /// becomes an `unknown` result, and the others are unaffected.
 pub async fn run_checks(host: &dyn Host, ctx: &CheckContext) -> Vec<CheckResult> {
     let checks = registry();
-    let runs = checks.iter().filter(|c| ctx.policy.checks.common(c.id()).enabled).map(|check| async move {
-        let started = Instant::now();
-        let observed_at: DateTime<Utc> = host.now();
-        let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.run(host, ctx)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::unknown(format!("the check did not finish within {} s", CHECK_TIMEOUT.as_secs())),
-        };
-        let owner = ctx.policy.checks.common(check.id()).owner.unwrap_or(outcome.default_owner);
-        CheckResult {
-            id: check.id(),
-            status: outcome.status,
-            summary: outcome.summary,
-            reason: outcome.reason,
-            details: outcome.details,
-            evidence: outcome.evidence,
-            remediation: outcome.remediation,
-            owner,
-            observed_at,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        }
-    });
+    let runs = checks
+        .iter()
+        .filter(|c| ctx.policy.checks.common(c.id()).enabled)
+        .map(|check| async move {
+            let started = Instant::now();
+            let observed_at: DateTime<Utc> = host.now();
+            let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.run(host, ctx)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::unknown(format!(
+                    "the check did not finish within {} s",
+                    CHECK_TIMEOUT.as_secs()
+                )),
+            };
+            let owner = ctx
+                .policy
+                .checks
+                .common(check.id())
+                .owner
+                .unwrap_or(outcome.default_owner);
+            CheckResult {
+                id: check.id(),
+                status: outcome.status,
+                summary: outcome.summary,
+                reason: outcome.reason,
+                details: outcome.details,
+                evidence: outcome.evidence,
+                remediation: outcome.remediation,
+                owner,
+                observed_at,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            }
+        });
     futures_util::future::join_all(runs).await
 }

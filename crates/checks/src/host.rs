@@ -15,7 +15,9 @@ use tokio::io::AsyncReadExt;
 /// True when some check declared `program` in its `PROGRAMS` list. Anything else is refused
 /// before it reaches the OS.
 pub fn is_allowed(program: &str) -> bool {
-    crate::checks::PROGRAMS.iter().any(|list| list.contains(&program))
+    crate::checks::PROGRAMS
+        .iter()
+        .any(|list| list.contains(&program))
 }
 
 /// Output beyond this is cut: probes read summaries, not megabytes.
@@ -31,7 +33,11 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: &'static str, args: &[&str]) -> Cmd {
-        Cmd { program, args: args.iter().map(|a| (*a).to_owned()).collect(), timeout: Duration::from_secs(20) }
+        Cmd {
+            program,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            timeout: Duration::from_secs(20),
+        }
     }
 
     pub fn timeout(mut self, timeout: Duration) -> Cmd {
@@ -41,7 +47,10 @@ impl Cmd {
 
     /// The command line as one string, for evidence and for matching recordings.
     pub fn display(&self) -> String {
-        std::iter::once(self.program).chain(self.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+        std::iter::once(self.program)
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -134,7 +143,10 @@ impl OsFacts {
     /// True on Debian and its derivatives (Ubuntu, Mint, …).
     pub fn is_debian_like(&self) -> bool {
         self.distro_id() == Some("debian")
-            || self.os_release.get("ID_LIKE").is_some_and(|like| like.split_whitespace().any(|w| w == "debian"))
+            || self
+                .os_release
+                .get("ID_LIKE")
+                .is_some_and(|like| like.split_whitespace().any(|w| w == "debian"))
     }
 }
 
@@ -162,7 +174,9 @@ pub struct RealHost {
 
 impl RealHost {
     pub fn new() -> RealHost {
-        RealHost { os: crate::inventory::os_facts() }
+        RealHost {
+            os: crate::inventory::os_facts(),
+        }
     }
 }
 
@@ -174,9 +188,16 @@ impl Default for RealHost {
 
 fn io_error(what: &str, e: &std::io::Error) -> HostError {
     match e.kind() {
-        std::io::ErrorKind::NotFound => HostError::NotFound { path: what.to_owned() },
-        std::io::ErrorKind::PermissionDenied => HostError::PermissionDenied { path: what.to_owned() },
-        _ => HostError::Io { what: what.to_owned(), message: e.to_string() },
+        std::io::ErrorKind::NotFound => HostError::NotFound {
+            path: what.to_owned(),
+        },
+        std::io::ErrorKind::PermissionDenied => HostError::PermissionDenied {
+            path: what.to_owned(),
+        },
+        _ => HostError::Io {
+            what: what.to_owned(),
+            message: e.to_string(),
+        },
     }
 }
 
@@ -193,10 +214,14 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(reader: Option<R>) -> Stri
 impl Host for RealHost {
     async fn run(&self, cmd: &Cmd) -> Result<CmdOutput, HostError> {
         if !is_allowed(cmd.program) {
-            return Err(HostError::NotAllowed { program: cmd.program.to_owned() });
+            return Err(HostError::NotAllowed {
+                program: cmd.program.to_owned(),
+            });
         }
         if !Path::new(cmd.program).exists() {
-            return Err(HostError::NotFound { path: cmd.program.to_owned() });
+            return Err(HostError::NotFound {
+                path: cmd.program.to_owned(),
+            });
         }
         let mut child = tokio::process::Command::new(cmd.program)
             .args(&cmd.args)
@@ -212,16 +237,24 @@ impl Host for RealHost {
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let work = async {
-            let (out, err, status) = tokio::join!(read_capped(stdout), read_capped(stderr), child.wait());
+            let (out, err, status) =
+                tokio::join!(read_capped(stdout), read_capped(stderr), child.wait());
             (out, err, status)
         };
         match tokio::time::timeout(cmd.timeout, work).await {
             Ok((stdout, stderr, status)) => {
                 let status = status.map_err(|e| io_error(cmd.program, &e))?;
-                Ok(CmdOutput { exit_code: status.code(), stdout, stderr })
+                Ok(CmdOutput {
+                    exit_code: status.code(),
+                    stdout,
+                    stderr,
+                })
             }
             // Dropping the future drops the child, which kills it (kill_on_drop).
-            Err(_) => Err(HostError::Timeout { program: cmd.program.to_owned(), seconds: cmd.timeout.as_secs() }),
+            Err(_) => Err(HostError::Timeout {
+                program: cmd.program.to_owned(),
+                seconds: cmd.timeout.as_secs(),
+            }),
         }
     }
 
@@ -230,13 +263,17 @@ impl Host for RealHost {
     }
 
     async fn modified(&self, path: &str) -> Result<DateTime<Utc>, HostError> {
-        let meta = tokio::fs::metadata(path).await.map_err(|e| io_error(path, &e))?;
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| io_error(path, &e))?;
         let modified = meta.modified().map_err(|e| io_error(path, &e))?;
         Ok(DateTime::<Utc>::from(modified))
     }
 
     async fn list_dir(&self, path: &str) -> Result<Vec<String>, HostError> {
-        let mut entries = tokio::fs::read_dir(path).await.map_err(|e| io_error(path, &e))?;
+        let mut entries = tokio::fs::read_dir(path)
+            .await
+            .map_err(|e| io_error(path, &e))?;
         let mut names = Vec::new();
         while let Some(entry) = entries.next_entry().await.map_err(|e| io_error(path, &e))? {
             names.push(entry.file_name().to_string_lossy().into_owned());
@@ -284,7 +321,9 @@ mod tests {
 
     #[test]
     fn os_release_values_lose_their_quotes() {
-        let m = parse_os_release("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n# c\nVERSION_ID='12'\n");
+        let m = parse_os_release(
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n# c\nVERSION_ID='12'\n",
+        );
         assert_eq!(m["ID"], "debian");
         assert_eq!(m["VERSION_ID"], "12");
         assert_eq!(m["PRETTY_NAME"], "Debian GNU/Linux 12 (bookworm)");
@@ -293,13 +332,19 @@ mod tests {
     #[tokio::test]
     async fn programs_off_the_allow_list_are_refused() {
         let host = RealHost::new();
-        let err = host.run(&Cmd::new("/bin/rm", &["-rf", "/nonexistent"])).await.unwrap_err();
+        let err = host
+            .run(&Cmd::new("/bin/rm", &["-rf", "/nonexistent"]))
+            .await
+            .unwrap_err();
         assert!(matches!(err, HostError::NotAllowed { .. }));
     }
 
     #[tokio::test]
     async fn a_missing_file_is_not_found_not_an_io_error() {
-        let err = RealHost::new().read_file("/nonexistent/tandem").await.unwrap_err();
+        let err = RealHost::new()
+            .read_file("/nonexistent/tandem")
+            .await
+            .unwrap_err();
         assert!(matches!(err, HostError::NotFound { .. }));
     }
 }

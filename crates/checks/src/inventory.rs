@@ -64,7 +64,11 @@ fn os_machine_id() -> Option<String> {
         .find_map(|p| std::fs::read_to_string(p).ok())
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
-        .or_else(|| sysinfo::System::host_name().ok().map(|h| format!("hostname:{h}")))
+        .or_else(|| {
+            sysinfo::System::host_name()
+                .ok()
+                .map(|h| format!("hostname:{h}"))
+        })
 }
 
 /// The logged-in user running the agent.
@@ -77,7 +81,9 @@ pub fn current_user() -> UserInfo {
 
 pub fn device_info(os: &OsFacts) -> DeviceInfo {
     DeviceInfo {
-        machine_id: os_machine_id().map(|id| app_specific_machine_id(&id)).unwrap_or_default(),
+        machine_id: os_machine_id()
+            .map(|id| app_specific_machine_id(&id))
+            .unwrap_or_default(),
         hostname: os.hostname.clone(),
         os: os.family.clone(),
         os_version: os
@@ -118,9 +124,15 @@ mod tests {
     #[test]
     fn machine_id_hash_is_stable_and_not_the_raw_id() {
         let a = app_specific_machine_id("3d1219c7c4c5404aaa1f6d2a48adfda4\n");
-        assert_eq!(a, app_specific_machine_id("3d1219c7c4c5404aaa1f6d2a48adfda4"));
+        assert_eq!(
+            a,
+            app_specific_machine_id("3d1219c7c4c5404aaa1f6d2a48adfda4")
+        );
         assert_eq!(a.len(), 64);
         assert!(!a.contains("3d1219c7"));
-        assert_ne!(a, app_specific_machine_id("00000000000000000000000000000000"));
+        assert_ne!(
+            a,
+            app_specific_machine_id("00000000000000000000000000000000")
+        );
     }
 }

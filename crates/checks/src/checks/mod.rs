@@ -1,16 +1,16 @@
 //! The checks, one module each. Every module declares the programs its probes may run in
 //! `PROGRAMS`; the host's allow-list is the union of those lists.
 
-pub mod os_updates;
-pub mod mfa;
-pub mod password_age;
-pub mod password_manager;
-pub mod firewall;
-pub mod disk_encryption;
-pub mod screen_lock;
 pub mod antivirus;
 pub mod auto_updates;
+pub mod disk_encryption;
+pub mod firewall;
+pub mod mfa;
 pub mod os_supported;
+pub mod os_updates;
+pub mod password_age;
+pub mod password_manager;
+pub mod screen_lock;
 pub mod software_sources;
 
 /// Every check's allow-listed programs.

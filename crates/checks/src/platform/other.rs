@@ -7,5 +7,7 @@ pub fn current_uid() -> Option<u32> {
 }
 
 pub async fn dbus(query: &DbusQuery) -> Result<serde_json::Value, HostError> {
-    Err(HostError::Unsupported { what: query.describe() })
+    Err(HostError::Unsupported {
+        what: query.describe(),
+    })
 }

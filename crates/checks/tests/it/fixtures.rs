@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 
 pub fn test_data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-data").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("test-data")
+        .join(rel)
 }
 
 /// A recorded output, as text.
@@ -27,7 +29,10 @@ pub fn assert_snapshot(rel: &str, value: &impl serde::Serialize) {
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!("snapshot {} is missing: run with TANDEM_BLESS=1 to create it, then review it", path.display())
+        panic!(
+            "snapshot {} is missing: run with TANDEM_BLESS=1 to create it, then review it",
+            path.display()
+        )
     });
     if expected != actual {
         panic!(

@@ -38,8 +38,13 @@ fn is_security_origin(origin: &str) -> bool {
 pub fn parse_simulate(stdout: &str) -> Result<Vec<PendingUpdate>, AptParseError> {
     let mut updates = Vec::new();
     for (n, line) in stdout.lines().enumerate() {
-        let Some(rest) = line.strip_prefix("Inst ") else { continue };
-        let bad = || AptParseError { line_no: n + 1, line: line.to_owned() };
+        let Some(rest) = line.strip_prefix("Inst ") else {
+            continue;
+        };
+        let bad = || AptParseError {
+            line_no: n + 1,
+            line: line.to_owned(),
+        };
         let (name, rest) = rest.split_once(' ').ok_or_else(bad)?;
         let rest = rest.trim_start();
         let (current, rest) = match rest.strip_prefix('[') {
@@ -59,10 +64,20 @@ pub fn parse_simulate(stdout: &str) -> Result<Vec<PendingUpdate>, AptParseError>
             None if origins.starts_with('[') => "",
             None => origins,
         };
-        let origins: Vec<String> =
-            origins.split(", ").map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
+        let origins: Vec<String> = origins
+            .split(", ")
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect();
         let security = origins.iter().any(|o| is_security_origin(o));
-        updates.push(PendingUpdate { name: name.to_owned(), current, candidate: candidate.to_owned(), origins, security });
+        updates.push(PendingUpdate {
+            name: name.to_owned(),
+            current,
+            candidate: candidate.to_owned(),
+            origins,
+            security,
+        });
     }
     Ok(updates)
 }

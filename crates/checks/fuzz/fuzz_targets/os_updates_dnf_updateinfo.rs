@@ -1,0 +1,14 @@
+//! Fuzz target: `dnf updateinfo --list` output must never panic the parser, whatever the bytes.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tandem_checks::checks::os_updates;
+
+fuzz_target!(|data: &[u8]| {
+    // The probes hand parsers lossily decoded text, so the fuzzer does too.
+    let text = &String::from_utf8_lossy(data);
+    let advisories = os_updates::dnf::parse_updateinfo_list(text);
+    let mut updates = os_updates::dnf::parse_check_update(text);
+    os_updates::dnf::mark_security(&mut updates, &advisories);
+});
