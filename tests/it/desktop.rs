@@ -1,1 +1,658 @@
-//! Placeholder: the desktop tests.
+//! The desktop app under Xvfb, in a private session with a real tray host (trayer), D-Bus,
+//! gnome-keyring and dunst: the tray icon appears, a second launch opens the window in the
+//! running instance, and WebDriver (tauri-driver + WebKitWebDriver) reads the results list.
+//!
+//! Screenshots land in `test-output/desktop/` at the workspace root.
+//!
+//! Each test has its own session bus, and the single-instance lock of `tandem-desktop` lives
+//! on the session bus, so no other running Tandem (the developer's own, or a parallel test)
+//! can take a launch over.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use tandem_e2e::desktop_session::{DesktopSession, Rect, SessionOptions, XWindow};
+use tandem_e2e::procs::{bin_dir, wait_for, Server, Tandem};
+
+/// Generous: a cold WebKit start on a busy two-core machine takes seconds.
+const APP_READY: Duration = Duration::from_secs(60);
+
+/// The built `tandem-desktop`: `TANDEM_DESKTOP_BIN`, else next to this test's binaries, else
+/// in `$CARGO_TARGET_DIR/debug`. It is not a dependency of this crate, so it must be built
+/// first (after the UI, which it embeds).
+fn desktop_bin() -> PathBuf {
+    let mut candidates = Vec::new();
+    if let Some(path) = std::env::var_os("TANDEM_DESKTOP_BIN") {
+        candidates.push(PathBuf::from(path));
+    }
+    candidates.push(bin_dir().join("tandem-desktop"));
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(target).join("debug/tandem-desktop"));
+    }
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "tandem-desktop is not built (looked at {candidates:?}); build it with \
+             `(cd ui && npm ci && npm run build) && cargo build -p tandem-desktop`, \
+             or point TANDEM_DESKTOP_BIN at it"
+            )
+        })
+}
+
+/// `tauri-driver`: `TAURI_DRIVER_BIN`, else on PATH, else in cargo's bin dir.
+fn tauri_driver_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("TAURI_DRIVER_BIN") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("tauri-driver"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let in_cargo = cargo_home.map(|c| c.join("bin/tauri-driver"));
+    on_path.into_iter().chain(in_cargo).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!("tauri-driver is not installed; run `cargo install tauri-driver --locked --version ^2`")
+    })
+}
+
+/// `test-output/desktop/` at the workspace root.
+fn output_dir() -> anyhow::Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-output/desktop");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir.canonicalize()?)
+}
+
+/// The app's own settings: an isolated data dir and a file credential store.
+fn app_env(session: &DesktopSession) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "TANDEM_DATA_DIR",
+            session.dir().join("tandem").display().to_string(),
+        ),
+        ("TANDEM_CREDENTIAL_STORE", "file".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+}
+
+/// The number of distinct colours in a PNG: a window that has painted text has many.
+fn colours(png: &Path) -> anyhow::Result<u64> {
+    let out = Command::new("identify")
+        .args(["-format", "%k"])
+        .arg(png)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .with_context(|| format!("identify printed `{text}` for {}", png.display()))
+}
+
+/// Waits until the screen area has painted (more than a handful of colours) and then stayed
+/// the same for a moment, so the picture shows the state rather than a first blank or
+/// "Loading…" frame; then leaves it at `path`.
+fn screenshot_settled(session: &DesktopSession, rect: Rect, path: &Path) -> anyhow::Result<()> {
+    const QUIET: Duration = Duration::from_millis(700);
+    let mut last: Option<(Vec<u8>, Instant)> = None;
+    wait_for(APP_READY, &format!("{} to settle", path.display()), || {
+        session.screenshot_rect(rect, path).ok()?;
+        if colours(path).ok()? <= 16 {
+            return None;
+        }
+        let pixels = std::fs::read(path).ok()?;
+        match &last {
+            Some((previous, since)) if *previous == pixels => {
+                (since.elapsed() >= QUIET).then_some(())
+            }
+            _ => {
+                last = Some((pixels, Instant::now()));
+                None
+            }
+        }
+    })
+}
+
+/// Saves a 4× enlarged copy of a small screenshot, pixels kept sharp.
+fn enlarge(small: &Path, large: &Path) -> anyhow::Result<()> {
+    let status = Command::new("convert")
+        .arg(small)
+        .args(["-filter", "point", "-resize", "400%"])
+        .arg(large)
+        .status()?;
+    if !status.success() {
+        bail!("convert could not enlarge {}", small.display());
+    }
+    Ok(())
+}
+
+fn grow(rect: Rect, by: i32) -> Rect {
+    Rect {
+        x: (rect.x - by).max(0),
+        y: (rect.y - by).max(0),
+        width: rect.width + 2 * by as u32,
+        height: rect.height + 2 * by as u32,
+    }
+}
+
+fn tandem_tray_icon(session: &DesktopSession) -> Option<XWindow> {
+    session.tray_icons().ok()?.into_iter().find(|w| {
+        w.name.as_deref() == Some("tandem-desktop") || w.class.iter().any(|c| c.contains("tandem"))
+    })
+}
+
+#[test]
+fn the_tray_icon_appears_and_a_second_launch_opens_the_window() {
+    let out = output_dir().unwrap();
+    let mut session = DesktopSession::start().unwrap();
+    let bin = desktop_bin();
+
+    let mut app = Command::new(&bin);
+    app.envs(app_env(&session));
+    let app = session.spawn("tandem-desktop", app).unwrap();
+
+    let icon = wait_for(APP_READY, "the Tandem icon in the tray", || {
+        tandem_tray_icon(&session)
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\n{}\napp log:\n{}",
+            session.x_tree().unwrap_or_default(),
+            session.log("tandem-desktop")
+        )
+    });
+    assert!(
+        session.windows_named("Tandem").unwrap().is_empty(),
+        "a window exists before anyone asked for one"
+    );
+
+    // The pictures are worth more with results in them: wait for the first check run, as
+    // the agent's store (read by `tandem status`) records it.
+    let cli = Tandem::new(&session.dir().join("tandem")).env("TANDEM_CREDENTIAL_STORE", "file");
+    wait_for(APP_READY, "the first check run", || {
+        let status = cli.status_json().ok()?;
+        (!status["last_check_at"].is_null()).then_some(())
+    })
+    .unwrap();
+
+    // The tray: the panel and a little of the screen around it, and an enlarged copy.
+    let panel = session.tray_panel().unwrap().expect("trayer's panel");
+    screenshot_settled(&session, grow(panel.rect(), 8), &out.join("tray.png")).unwrap();
+    enlarge(&out.join("tray.png"), &out.join("tray@4x.png")).unwrap();
+
+    // The menu opens on a click on the icon.
+    let (cx, cy) = (
+        icon.x + icon.width as i32 / 2,
+        icon.y + icon.height as i32 / 2,
+    );
+    let click = session
+        .command("xdotool")
+        .args(["mousemove", &cx.to_string(), &cy.to_string(), "click", "1"])
+        .status()
+        .unwrap();
+    assert!(click.success());
+    let menu = wait_for(APP_READY, "the tray menu", || {
+        session.windows().ok()?.into_iter().find(|w| {
+            w.depth == 1
+                && w.name.as_deref() == Some("tandem-desktop")
+                && w.width > 100
+                && w.height > 60
+                && w.x >= 0
+        })
+    })
+    .unwrap();
+    let menu_area = Rect {
+        x: menu.x.min(panel.x) - 8,
+        y: menu.y - 8,
+        width: (panel.x + panel.width as i32).max(menu.x + menu.width as i32) as u32
+            - (menu.x.min(panel.x) - 8) as u32,
+        height: (panel.y + panel.height as i32) as u32 - (menu.y - 8) as u32,
+    };
+    screenshot_settled(&session, menu_area, &out.join("tray-menu.png")).unwrap();
+    assert!(session
+        .command("xdotool")
+        .args(["key", "Escape"])
+        .status()
+        .unwrap()
+        .success());
+
+    // A second launch with --open hands over to the running instance and exits at once.
+    let second = session
+        .command(&bin)
+        .arg("--open")
+        .envs(app_env(&session))
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        second.status.success(),
+        "second launch failed: {}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+
+    let window = wait_for(APP_READY, "the Tandem window", || {
+        session.windows_named("Tandem").ok()?.into_iter().next()
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\napp log:\n{}", session.log("tandem-desktop")));
+    screenshot_settled(&session, window.rect(), &out.join("window.png")).unwrap();
+    session.screenshot(&out.join("screen.png")).unwrap();
+
+    assert!(
+        session.is_running(app),
+        "the first instance exited:\n{}",
+        session.log("tandem-desktop")
+    );
+    assert_eq!(
+        session.windows_named("Tandem").unwrap().len(),
+        1,
+        "the second launch made its own window"
+    );
+}
+
+/// A minimal W3C WebDriver client: enough to find elements, read them, click and run script.
+struct WebDriver {
+    http: reqwest::blocking::Client,
+    base: String,
+    session: String,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl WebDriver {
+    fn new_session(base: &str, capabilities: Value) -> anyhow::Result<WebDriver> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(APP_READY)
+            .build()?;
+        let resp: Value = http
+            .post(format!("{base}/session"))
+            .json(&capabilities)
+            .send()?
+            .json()?;
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .with_context(|| format!("no session id in the new-session answer: {resp}"))?
+            .to_owned();
+        Ok(WebDriver {
+            http,
+            base: base.to_owned(),
+            session,
+        })
+    }
+
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut req = self.http.request(method, &url);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp: Value = req.send()?.json()?;
+        let value = resp.get("value").cloned().unwrap_or(Value::Null);
+        if let Some(error) = value.get("error").and_then(Value::as_str) {
+            bail!("{path}: {error}: {}", value["message"]);
+        }
+        Ok(value)
+    }
+
+    fn find_all(&self, css: &str) -> anyhow::Result<Vec<String>> {
+        let found = self.call(
+            reqwest::Method::POST,
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        )?;
+        Ok(found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e[ELEMENT].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    fn attribute(&self, element: &str, name: &str) -> anyhow::Result<Option<String>> {
+        let value = self.call(
+            reqwest::Method::GET,
+            &format!("/element/{element}/attribute/{name}"),
+            None,
+        )?;
+        Ok(value.as_str().map(str::to_owned))
+    }
+
+    fn text(&self, element: &str) -> anyhow::Result<String> {
+        let value = self.call(
+            reqwest::Method::GET,
+            &format!("/element/{element}/text"),
+            None,
+        )?;
+        Ok(value.as_str().unwrap_or_default().to_owned())
+    }
+
+    fn click(&self, element: &str) -> anyhow::Result<()> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )?;
+        Ok(())
+    }
+
+    /// Runs an async script; it finishes by calling its last argument.
+    fn execute_async(&self, script: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    /// The agent state as the window's own command returns it.
+    fn agent_state(&self) -> anyhow::Result<Value> {
+        let state = self.execute_async(
+            "const done = arguments[arguments.length - 1];
+             window.__TAURI_INTERNALS__.invoke('get_state').then(done, (e) => done({ error: String(e) }));",
+        )?;
+        if let Some(error) = state.get("error") {
+            bail!("get_state failed in the window: {error}");
+        }
+        Ok(state)
+    }
+}
+
+impl Drop for WebDriver {
+    fn drop(&mut self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[test]
+fn webdriver_reads_the_results_list_from_the_window() {
+    let out = output_dir().unwrap();
+    let mut session = DesktopSession::with(SessionOptions {
+        keyring: false,
+        ..SessionOptions::default()
+    })
+    .unwrap();
+    let bin = desktop_bin();
+
+    // tauri-driver passes its environment through WebKitWebDriver to the app.
+    let (port, native_port) = (free_port().unwrap(), free_port().unwrap());
+    let mut driver = Command::new(tauri_driver_bin());
+    driver
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native_port.to_string(),
+        ])
+        .envs(app_env(&session));
+    if Path::new("/usr/bin/WebKitWebDriver").is_file() {
+        driver.args(["--native-driver", "/usr/bin/WebKitWebDriver"]);
+    }
+    session.spawn("tauri-driver", driver).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let probe = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    wait_for(APP_READY, "tauri-driver to answer", || {
+        probe
+            .get(format!("{base}/status"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", session.log("tauri-driver")));
+
+    // WebDriver can only drive a webview that exists when the session starts: hence --open.
+    let capabilities = json!({"capabilities": {"alwaysMatch": {"tauri:options": {
+        "application": bin, "args": ["--open"]
+    }}}});
+    let wd = WebDriver::new_session(&base, capabilities)
+        .unwrap_or_else(|e| panic!("{e:#}\ndriver log:\n{}", session.log("tauri-driver")));
+
+    let list = wait_for(APP_READY, "the results list", || {
+        wd.find_all("ul#results").ok()?.into_iter().next()
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\ndriver log:\n{}", session.log("tauri-driver")));
+    assert_eq!(
+        wd.attribute(&list, "role").unwrap().as_deref(),
+        Some("list")
+    );
+
+    // One row per result, once the first check run has finished.
+    let rows = wait_for(APP_READY, "at least one result row", || {
+        Some(wd.find_all("ul#results > li[data-check-id]").ok()?).filter(|rows| !rows.is_empty())
+    })
+    .unwrap();
+    let state = wd.agent_state().unwrap();
+    let want: Vec<&str> = state["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    let have: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            wd.attribute(r, "data-check-id")
+                .unwrap()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(have, want, "the rows are not the agent's results");
+    let first = wd.text(&rows[0]).unwrap();
+    let summary = state["results"][0]["summary"].as_str().unwrap();
+    assert!(
+        first.contains(summary),
+        "row `{first}` lacks the summary `{summary}`"
+    );
+    assert!(
+        want.contains(&"os_updates"),
+        "the skeleton's os_updates check is missing: {want:?}"
+    );
+
+    // "Check now" runs the checks again: the last check time moves on.
+    let before = state["last_check_at"].clone();
+    let button = wd
+        .find_all("#check-now")
+        .unwrap()
+        .into_iter()
+        .next()
+        .expect("the Check now button");
+    wd.click(&button).unwrap();
+    wait_for(APP_READY, "a new check run after Check now", || {
+        let now = wd.agent_state().ok()?;
+        (now["last_check_at"] != before && !now["checking"].as_bool().unwrap_or(true)).then_some(())
+    })
+    .unwrap();
+    wait_for(APP_READY, "the button to read Check now again", || {
+        (wd.text(&button).ok()? == "Check now").then_some(())
+    })
+    .unwrap();
+
+    let window = session
+        .windows_named("Tandem")
+        .unwrap()
+        .into_iter()
+        .next()
+        .expect("the Tandem window on screen");
+    screenshot_settled(&session, window.rect(), &out.join("window-webdriver.png")).unwrap();
+}
+
+/// The fill colours of the tray icons drawn for light panels (icons/src/tray/*-on-light.svg).
+const TRAY_FILLS: [(&str, &str); 3] = [
+    ("ok", "#1B7A3A"),
+    ("attention", "#B25F00"),
+    ("urgent", "#C0262D"),
+];
+
+/// Which tray state's fill colour a screenshot shows, if any.
+fn tray_fill(png: &Path) -> Option<&'static str> {
+    let out = Command::new("convert")
+        .arg(png)
+        .args(["-format", "%c", "histogram:info:-"])
+        .output()
+        .ok()?;
+    let histogram = String::from_utf8_lossy(&out.stdout).to_uppercase();
+    TRAY_FILLS
+        .iter()
+        .find(|(_, hex)| histogram.contains(hex))
+        .map(|(state, _)| *state)
+}
+
+#[test]
+fn once_enrolled_the_tray_icon_takes_the_colour_of_the_results() {
+    let out = output_dir().unwrap();
+    let server = Server::start_sqlite().unwrap();
+    let secret = server
+        .admin_secret(&["enroll-secret", "create", "--group", "default"])
+        .unwrap();
+    let mut session = DesktopSession::with(SessionOptions {
+        keyring: false,
+        ..SessionOptions::default()
+    })
+    .unwrap();
+
+    // Enrol with the CLI into the data dir the desktop app then opens.
+    let data = session.dir().join("tandem");
+    Tandem::new(&data)
+        .env("TANDEM_CREDENTIAL_STORE", "file")
+        .run_ok(&["enroll", "--server", &server.url, "--secret", &secret])
+        .unwrap();
+
+    let mut app = Command::new(desktop_bin());
+    app.envs(app_env(&session));
+    session.spawn("tandem-desktop", app).unwrap();
+    let icon = wait_for(APP_READY, "the Tandem icon in the tray", || {
+        tandem_tray_icon(&session)
+    })
+    .unwrap();
+
+    // Offline (grey) until the first results are in; then green, amber or red.
+    let shot = out.join("tray-enrolled.png");
+    let state = wait_for(
+        APP_READY,
+        "the tray icon to leave the offline state",
+        || {
+            session.screenshot_rect(icon.rect(), &shot).ok()?;
+            tray_fill(&shot)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\napp log:\n{}", session.log("tandem-desktop")));
+    let panel = session.tray_panel().unwrap().expect("trayer's panel");
+    screenshot_settled(&session, grow(panel.rect(), 8), &shot).unwrap();
+    enlarge(&shot, &out.join("tray-enrolled@4x.png")).unwrap();
+    eprintln!("tray icon once enrolled: {state}");
+}
+
+/// Runs a command to completion, killing it after `timeout` (a keyring prompt would hang).
+fn output_within(cmd: &mut Command, timeout: Duration) -> anyhow::Result<std::process::Output> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let deadline = Instant::now() + timeout;
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            child.kill()?;
+            bail!("{cmd:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child.wait_with_output()?)
+}
+
+#[test]
+fn the_session_has_an_unlocked_keyring_and_a_notification_daemon() {
+    let session = DesktopSession::with(SessionOptions {
+        tray: false,
+        ..SessionOptions::default()
+    })
+    .unwrap();
+    let limit = Duration::from_secs(10);
+
+    // Store and read back a secret through the Secret Service, with no prompt.
+    let mut store = session.command("secret-tool");
+    store
+        .args([
+            "store",
+            "--label=tandem e2e",
+            "service",
+            "tandem-e2e",
+            "account",
+            "probe",
+        ])
+        .stdin(Stdio::piped());
+    let mut child = store
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"s3cret").unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "secret-tool store hung: is the keyring locked?\n{}",
+            session.log("keyring")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stored = child.wait_with_output().unwrap();
+    assert!(
+        stored.status.success(),
+        "secret-tool store: {}",
+        String::from_utf8_lossy(&stored.stderr)
+    );
+    let lookup = output_within(
+        session.command("secret-tool").args([
+            "lookup",
+            "service",
+            "tandem-e2e",
+            "account",
+            "probe",
+        ]),
+        limit,
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&lookup.stdout), "s3cret");
+
+    // A notification reaches dunst.
+    let sent = output_within(
+        session.command("notify-send").args(["Tandem", "e2e probe"]),
+        limit,
+    )
+    .unwrap();
+    assert!(
+        sent.status.success(),
+        "notify-send: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    wait_for(limit, "dunst to show the notification", || {
+        let shown = output_within(
+            session.command("dunstctl").args(["count", "displayed"]),
+            limit,
+        )
+        .ok()?;
+        let shown: u32 = String::from_utf8_lossy(&shown.stdout).trim().parse().ok()?;
+        (shown >= 1).then_some(())
+    })
+    .unwrap();
+}

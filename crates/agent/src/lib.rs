@@ -196,7 +196,10 @@ impl Agent {
                 config,
                 store,
                 host: RealHost::new(),
-                state: watch::Sender::new(state),
+                state: watch::Sender::new({
+                    state.refresh_tray();
+                    state
+                }),
                 check_requested: Notify::new(),
                 flush_requested: Notify::new(),
                 enrolled: Notify::new(),
@@ -222,7 +225,10 @@ impl Agent {
     }
 
     fn update(&self, f: impl FnOnce(&mut AgentState)) {
-        self.inner.state.send_modify(f);
+        self.inner.state.send_modify(|s| {
+            f(s);
+            s.refresh_tray();
+        });
     }
 
     async fn enrollment(&self) -> Result<Option<EnrollmentRecord>, AgentError> {
@@ -547,10 +553,26 @@ impl Agent {
         }
     }
 
-    /// `tandem sync`: run the checks, deliver everything queued, fetch the policy.
+    /// Fetches and keeps what IT's identity provider says about the user, for the MFA and
+    /// password-age checks. Kept across restarts; a failure leaves the last facts in place.
+    pub async fn refresh_identity(&self) -> Result<(), AgentError> {
+        let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
+        let token = self.credentials(Some(&record)).load().await?;
+        let client = sync::Client::new(&record.server_url)?;
+        let facts = client.identity(&token).await?;
+        self.inner.store.put(KEY_IDENTITY, &facts).await?;
+        Ok(())
+    }
+
+    /// `tandem sync`: fetch identity facts, run the checks, deliver everything queued, fetch
+    /// the policy.
     pub async fn sync_now(&self) -> Result<AgentState, AgentError> {
         if self.enrollment().await?.is_none() {
             return Err(AgentError::NotEnrolled);
+        }
+        if let Err(e) = self.refresh_identity().await {
+            // The checks still run on the last known facts; delivery reports the error.
+            tracing::warn!(error = %e, "could not fetch identity facts");
         }
         self.check_now().await?;
         self.flush_outbox().await?;
@@ -754,6 +776,9 @@ impl Agent {
             let wait = match self.flush_outbox().await {
                 Ok(_) | Err(AgentError::NotEnrolled) => {
                     failures = 0;
+                    if let Err(e) = self.refresh_identity().await {
+                        tracing::debug!(error = %e, "identity facts not refreshed");
+                    }
                     let minutes = self
                         .effective_policy()
                         .await

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use tandem_proto::v1::{self, EnrollRequest, EnrollResponse, Problem, ReportAck, SignedPolicy};
+use tandem_proto::v1::{
+    self, EnrollRequest, EnrollResponse, IdentityFacts, Problem, ReportAck, SignedPolicy,
+};
 use url::Url;
 
 use crate::credentials::DeviceToken;
@@ -131,6 +133,25 @@ impl Client {
             .bearer_auth(token.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_owned())
+            .send()
+            .await
+            .map_err(network)?;
+        if resp.status().is_success() {
+            return resp
+                .json()
+                .await
+                .map_err(|e| SyncError::Malformed(e.to_string()));
+        }
+        Err(classify(resp).await)
+    }
+
+    /// What IT's identity provider knows about the device's user (MFA, password age).
+    pub async fn identity(&self, token: &DeviceToken) -> Result<IdentityFacts, SyncError> {
+        let resp = self
+            .http
+            .get(self.url(v1::PATH_IDENTITY)?)
+            .timeout(Duration::from_secs(30))
+            .bearer_auth(token.expose())
             .send()
             .await
             .map_err(network)?;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::check::{worst_status, CheckResult, Status};
 
 /// The tray icon's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum TrayState {
@@ -21,6 +21,7 @@ pub enum TrayState {
     /// Something fails.
     Urgent,
     /// Not enrolled, or the server has not been reached recently.
+    #[default]
     Offline,
 }
 
@@ -110,6 +111,9 @@ pub struct ActionItem {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AgentState {
     pub agent_version: String,
+    /// The tray icon's state, kept in step with the rest by [`AgentState::refresh_tray`] so
+    /// every face shows the same thing without repeating the rule.
+    pub tray: TrayState,
     pub enrollment: Option<Enrollment>,
     pub policy: PolicyState,
     pub results: Vec<CheckResult>,
@@ -130,6 +134,11 @@ pub struct AgentState {
 }
 
 impl AgentState {
+    /// Recomputes [`AgentState::tray`] after a change.
+    pub fn refresh_tray(&mut self) {
+        self.tray = self.tray_state();
+    }
+
     /// The tray state that follows from the results and the connection.
     pub fn tray_state(&self) -> TrayState {
         if self.enrollment.is_none()

@@ -1,0 +1,22 @@
+//! Build script: Tauri's code generation and the ACL for the app's own commands.
+
+use std::path::Path;
+
+fn main() {
+    // `generate_context!` embeds ui/dist into the binary; without it the macro only says the
+    // path does not exist, so name the step that makes it.
+    let dist = Path::new("../ui/dist");
+    if !dist.join("index.html").exists() {
+        println!(
+            "cargo:warning=ui/dist is missing: run `npm ci && npm run build` in ui/ before building tandem-desktop"
+        );
+    }
+    // Rebuild when the frontend is rebuilt, so the embedded assets never go stale.
+    println!("cargo:rerun-if-changed=../ui/dist");
+
+    // Declaring the commands generates `allow-<command>` permissions, so capabilities/
+    // grants the window exactly the commands it calls and nothing else.
+    let manifest = tauri_build::AppManifest::new().commands(&["get_state", "check_now"]);
+    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
+        .unwrap_or_else(|err| panic!("tauri-build failed: {err:#}"));
+}

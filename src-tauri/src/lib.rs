@@ -1,0 +1,157 @@
+//! Tandem's desktop shell: a tray icon, its menu and a window opened on demand, over the
+//! agent runtime of `tandem-agent`.
+//!
+//! The shell is glue. The runtime owns checks, policy, sync and state; the shell shows that
+//! state (tray icon, menu, the `agent://state` event for the window) and forwards the user's
+//! requests (`commands`). No window exists until the user asks for one.
+
+mod commands;
+mod tray;
+mod window;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tandem_agent::{Agent, AgentConfig};
+use tandem_proto::state::AgentState;
+use tauri::async_runtime::JoinHandle;
+use tauri::{AppHandle, Emitter, Manager, RunEvent};
+use tokio_util::sync::CancellationToken;
+
+use crate::tray::TrayModel;
+
+/// The event carrying the full `AgentState`, emitted on every change.
+pub const STATE_EVENT: &str = "agent://state";
+
+/// The command-line flag that opens the window at start (or in the running instance).
+pub const OPEN_FLAG: &str = "--open";
+
+/// How long the runtime gets to finish its work when the app quits.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The agent runtime's background task and the token that stops it.
+struct Background {
+    shutdown: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Runs the desktop app until the user quits it.
+///
+/// # Platform behaviour
+/// A second launch hands its arguments to the running instance (D-Bus on Linux, a named
+/// mutex and window message on Windows, a socket on macOS) and exits; the running instance
+/// then opens its window.
+pub fn run() -> anyhow::Result<()> {
+    init_tracing();
+    let open_at_start = std::env::args_os().skip(1).any(|arg| arg == OPEN_FLAG);
+
+    let app = tauri::Builder::default()
+        // Registered first: a second launch must hand over before anything else starts.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            tracing::info!(?argv, "another launch asked for the window");
+            window::open_or_log(app);
+        }))
+        .invoke_handler(tauri::generate_handler![
+            commands::get_state,
+            commands::check_now
+        ])
+        .setup(move |app| {
+            start(app.handle(), open_at_start)?;
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .context("cannot start the desktop shell")?;
+
+    // Past `build()` this is the only instance: a second one has handed over and exited, so
+    // it is safe to open the agent's store.
+    let agent = tauri::async_runtime::block_on(Agent::open(AgentConfig::from_env()))
+        .context("cannot open the agent")?;
+    app.manage(agent);
+    app.manage(Background {
+        shutdown: CancellationToken::new(),
+        task: Mutex::new(None),
+    });
+
+    app.run(|app, event| match event {
+        // The last window closed: a tray app keeps running. `Quit` exits with a code.
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
+        RunEvent::Exit => stop(app),
+        _ => {}
+    });
+    Ok(())
+}
+
+/// Starts the tray, the state follower and the runtime, once the event loop is ready.
+fn start(app: &AppHandle, open_window: bool) -> anyhow::Result<()> {
+    let agent = app.state::<Agent>().inner().clone();
+    let mut states = agent.subscribe();
+    let first = TrayModel::of(&states.borrow_and_update());
+    tray::create(app, &first).context("cannot create the tray icon")?;
+
+    let follower = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let mut shown = first;
+        while states.changed().await.is_ok() {
+            let state: AgentState = states.borrow_and_update().clone();
+            shown = follow(&follower, &shown, &state);
+        }
+    });
+
+    let background = app.state::<Background>();
+    let shutdown = background.shutdown.clone();
+    let task = tauri::async_runtime::spawn(async move { agent.run(shutdown).await });
+    if let Ok(mut slot) = background.task.lock() {
+        *slot = Some(task);
+    }
+
+    if open_window {
+        window::open(app).context("cannot open the window")?;
+    }
+    Ok(())
+}
+
+/// Shows one new state: the window's event and the tray. Returns what the tray now shows.
+fn follow(app: &AppHandle, shown: &TrayModel, state: &AgentState) -> TrayModel {
+    if let Err(err) = app.emit(STATE_EVENT, state) {
+        tracing::warn!("cannot send the state to the window: {err}");
+    }
+    let next = TrayModel::of(state);
+    match tray::update(app, shown, &next) {
+        Ok(()) => next,
+        Err(err) => {
+            tracing::warn!("cannot update the tray icon: {err}");
+            shown.clone()
+        }
+    }
+}
+
+/// Stops the runtime and gives it a moment to finish what it is writing.
+fn stop(app: &AppHandle) {
+    let Some(background) = app.try_state::<Background>() else {
+        return;
+    };
+    background.shutdown.cancel();
+    let task = background.task.lock().ok().and_then(|mut slot| slot.take());
+    if let Some(task) = task {
+        // The timer must be made inside the runtime, hence the async block.
+        let finished = tauri::async_runtime::block_on(async {
+            tokio::time::timeout(SHUTDOWN_GRACE, task).await
+        });
+        if finished.is_err() {
+            tracing::warn!("the agent did not stop within {SHUTDOWN_GRACE:?}");
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second subscriber (say, in a test harness) is not an error worth stopping for.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
