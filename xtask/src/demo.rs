@@ -37,7 +37,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         [flag, addr] if flag == "--listen" => addr.clone(),
         _ => bail!("usage: cargo xtask demo [--listen ADDR]"),
     };
-    let has_display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let has_display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     step("system packages", || {
         let mut packages: Vec<&str> = deps::BUILD_PACKAGES.to_vec();
         packages.extend(["sqlite3"]);
@@ -46,23 +47,44 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     })?;
     step("frontend", deps::build_ui)?;
     step("build", || {
-        run_cmd(cargo().args(["build", "-p", "tandem-server", "-p", "tandem-cli", "-p", "tandem-desktop"]))
+        run_cmd(cargo().args([
+            "build",
+            "-p",
+            "tandem-server",
+            "-p",
+            "tandem-cli",
+            "-p",
+            "tandem-desktop",
+        ]))
     })?;
 
     let bin = target_dir().join("debug");
     let demo_dir = dirs_home().join(".local/share/tandem-demo");
     let server_dir = demo_dir.join("server");
     let agent_dir = demo_dir.join("agent");
-    std::fs::create_dir_all(&server_dir).with_context(|| format!("cannot create {}", server_dir.display()))?;
+    std::fs::create_dir_all(&server_dir)
+        .with_context(|| format!("cannot create {}", server_dir.display()))?;
     let database = format!("sqlite://{}", server_dir.join("tandem-server.db").display());
     let server = bin.join("tandem-server");
 
-    let secret = last_line(&output(
-        Command::new(&server).args(["enroll-secret", "create", "--group", "default", "--database", &database]),
-    )?)?;
-    let admin_token = last_line(&output(
-        Command::new(&server).args(["token", "create", "--role", "admin", "--name", "demo", "--database", &database]),
-    )?)?;
+    let secret = last_line(&output(Command::new(&server).args([
+        "enroll-secret",
+        "create",
+        "--group",
+        "default",
+        "--database",
+        &database,
+    ]))?)?;
+    let admin_token = last_line(&output(Command::new(&server).args([
+        "token",
+        "create",
+        "--role",
+        "admin",
+        "--name",
+        "demo",
+        "--database",
+        &database,
+    ]))?)?;
 
     let mut children = Children(Vec::new());
     let mut child = Command::new(&server)
@@ -70,7 +92,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start tandem-server")?;
-    let stdout = child.stdout.take().context("no stdout from tandem-server")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("no stdout from tandem-server")?;
     children.0.push(child);
     let mut lines = BufReader::new(stdout).lines();
     let url = loop {
@@ -80,14 +105,20 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     break url.trim().to_owned();
                 }
             }
-            _ => bail!("tandem-server exited before it was listening (is {listen} already in use?)"),
+            _ => {
+                bail!("tandem-server exited before it was listening (is {listen} already in use?)")
+            }
         }
     };
     // Keep draining the server's stdout so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
 
     // The OS keyring when a Secret Service answers on this session, else a 0600 file.
-    let store = if has_secret_service() { "keyring" } else { "file" };
+    let store = if has_secret_service() {
+        "keyring"
+    } else {
+        "file"
+    };
     let tandem = bin.join("tandem");
     run_cmd(
         Command::new(&tandem)
@@ -117,12 +148,26 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     println!("Tandem demo is running.");
     println!("  Server:       {url}");
     println!("  Admin token:  {admin_token}");
-    println!("  Agent data:   {}  (token in the {store} store)", agent_dir.display());
-    println!("  Agent face:   {}", if has_display { "tandem-desktop (tray + window)" } else { "tandem run (no display found)" });
+    println!(
+        "  Agent data:   {}  (token in the {store} store)",
+        agent_dir.display()
+    );
+    println!(
+        "  Agent face:   {}",
+        if has_display {
+            "tandem-desktop (tray + window)"
+        } else {
+            "tandem run (no display found)"
+        }
+    );
     println!();
     println!("Try:");
     println!("  curl -s -H 'Authorization: Bearer {admin_token}' {url}/api/v1/admin/devices");
-    println!("  TANDEM_DATA_DIR={} {} status", agent_dir.display(), tandem.display());
+    println!(
+        "  TANDEM_DATA_DIR={} {} status",
+        agent_dir.display(),
+        tandem.display()
+    );
     println!("Press Ctrl-C to stop.");
 
     // Wait for the agent face; Ctrl-C ends the whole process group, and Drop cleans up
@@ -134,7 +179,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn dirs_home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 fn has_secret_service() -> bool {

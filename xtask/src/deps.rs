@@ -36,6 +36,15 @@ pub const TEST_PACKAGES: &[&str] = &[
     "postgresql",
     "sqlite3",
     "at-spi2-core",
+    // Real probes in the check tests: nftables in network namespaces, GNOME settings in a
+    // private D-Bus session.
+    "nftables",
+    "iproute2",
+    "libglib2.0-bin",
+    "gsettings-desktop-schemas",
+    "dconf-gsettings-backend",
+    "dconf-service",
+    "dbus-daemon",
 ];
 
 fn is_installed(package: &str) -> bool {
@@ -47,12 +56,18 @@ fn is_installed(package: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
+    output(Command::new("id").arg("-u"))
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false)
 }
 
 /// Installs the Debian packages that are missing; explains what to run when not root.
 pub fn ensure_packages(packages: &[&str]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = packages.iter().copied().filter(|p| !is_installed(p)).collect();
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !is_installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -66,7 +81,9 @@ pub fn ensure_packages(packages: &[&str]) -> anyhow::Result<()> {
         );
     }
     step(&format!("apt-get install {}", missing.join(" ")), || {
-        run(Command::new("apt-get").args(["update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        run(Command::new("apt-get")
+            .args(["update", "-qq"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
         run(Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing)
@@ -98,10 +115,13 @@ pub fn build_ui() -> anyhow::Result<()> {
             _ => true,
         };
         if stale {
-            run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&ui))
-                .context("installing the frontend's npm packages")?;
+            run(Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&ui))
+            .context("installing the frontend's npm packages")?;
         }
-        run(Command::new("npm").args(["run", "build"]).current_dir(&ui)).context("building the frontend")
+        run(Command::new("npm").args(["run", "build"]).current_dir(&ui))
+            .context("building the frontend")
     })
 }
 
@@ -116,7 +136,11 @@ pub fn ensure_node() -> anyhow::Result<()> {
 }
 
 pub fn ensure_all() -> anyhow::Result<()> {
-    let all: Vec<&str> = BUILD_PACKAGES.iter().chain(TEST_PACKAGES).copied().collect();
+    let all: Vec<&str> = BUILD_PACKAGES
+        .iter()
+        .chain(TEST_PACKAGES)
+        .copied()
+        .collect();
     ensure_packages(&all)?;
     ensure_node()?;
     ensure_tauri_driver()?;

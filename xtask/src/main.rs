@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's own tasks. `demo` and `test` are the two set-up commands of
 //! the README: each installs what the machine lacks, then does its job.
 
+mod bench;
+mod cross_check;
 mod demo;
 mod deps;
 mod test;
@@ -17,6 +19,10 @@ tasks:
   test                 install what is missing, then run every check and test
   deps                 install the system packages and tools the build and tests need
   ui                   build the desktop frontend (ui/dist)
+  bench checks|agent-idle
+                       the figures of BENCHMARKS.md (release builds)
+  cross-check          type-check and lint the agent-side crates for Windows and macOS
+                       ([--target T]... [--no-clippy]; see `cargo xtask cross-check --help`)
 ";
 
 fn main() -> std::process::ExitCode {
@@ -38,9 +44,11 @@ fn run() -> anyhow::Result<()> {
     let rest = &args[1..];
     match task.as_str() {
         "demo" => demo::run(rest),
+        "bench" => bench::run(rest),
         "test" => test::run(rest),
         "deps" => deps::ensure_all(),
         "ui" => deps::build_ui(),
+        "cross-check" => cross_check::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

@@ -14,7 +14,9 @@ pub fn root() -> PathBuf {
 
 /// The target directory cargo uses for this workspace.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 pub fn cargo() -> Command {
@@ -28,9 +30,14 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{cmd:?}");
     eprintln!("$ {shown}");
     let started = Instant::now();
-    let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
-        bail!("{shown} failed ({status}) after {:.0} s", started.elapsed().as_secs_f64());
+        bail!(
+            "{shown} failed ({status}) after {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
@@ -38,9 +45,15 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 /// Runs a command and returns its stdout; fails on a non-zero exit.
 pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("cannot start {shown}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !out.status.success() {
-        bail!("{shown} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{shown} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
