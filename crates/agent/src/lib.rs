@@ -245,6 +245,13 @@ impl Agent {
         Credentials::new(kind, &self.inner.config.data_dir)
     }
 
+    /// A client for the enrolled server and the device token to present to it.
+    async fn server_session(&self) -> Result<(sync::Client, DeviceToken), AgentError> {
+        let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
+        let token = self.credentials(Some(&record)).load().await?;
+        Ok((sync::Client::new(&record.server_url)?, token))
+    }
+
     /// The policy in force: built-in defaults < the server's last verified policy < the
     /// locally managed policy, with where each setting came from. A managed policy that
     /// cannot be read or used is reported in the state and left out; the rest still applies.
@@ -437,9 +444,7 @@ impl Agent {
     /// rest queued. Returns how many were delivered.
     pub async fn flush_outbox(&self) -> Result<usize, AgentError> {
         let _flushing = self.inner.flush_lock.lock().await;
-        let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
-        let token = self.credentials(Some(&record)).load().await?;
-        let client = sync::Client::new(&record.server_url)?;
+        let (client, token) = self.server_session().await?;
         let mut delivered = 0;
         let outcome = async {
             loop {
@@ -542,9 +547,7 @@ impl Agent {
 
     /// One policy request. With `wait`, a long-poll. Returns whether the policy changed.
     pub async fn poll_policy(&self, wait: Option<Duration>) -> Result<bool, AgentError> {
-        let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
-        let token = self.credentials(Some(&record)).load().await?;
-        let client = sync::Client::new(&record.server_url)?;
+        let (client, token) = self.server_session().await?;
         let seen: Option<String> = self.inner.store.get(KEY_POLICY_SEEN).await?;
         match client.poll_policy(&token, seen.as_deref(), wait).await? {
             PolicyPoll::NotModified => Ok(false),
@@ -556,9 +559,7 @@ impl Agent {
     /// Fetches and keeps what IT's identity provider says about the user, for the MFA and
     /// password-age checks. Kept across restarts; a failure leaves the last facts in place.
     pub async fn refresh_identity(&self) -> Result<(), AgentError> {
-        let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
-        let token = self.credentials(Some(&record)).load().await?;
-        let client = sync::Client::new(&record.server_url)?;
+        let (client, token) = self.server_session().await?;
         let facts = client.identity(&token).await?;
         self.inner.store.put(KEY_IDENTITY, &facts).await?;
         Ok(())

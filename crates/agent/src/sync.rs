@@ -136,13 +136,7 @@ impl Client {
             .send()
             .await
             .map_err(network)?;
-        if resp.status().is_success() {
-            return resp
-                .json()
-                .await
-                .map_err(|e| SyncError::Malformed(e.to_string()));
-        }
-        Err(classify(resp).await)
+        json_or_problem(resp).await
     }
 
     /// What IT's identity provider knows about the device's user (MFA, password age).
@@ -155,13 +149,7 @@ impl Client {
             .send()
             .await
             .map_err(network)?;
-        if resp.status().is_success() {
-            return resp
-                .json()
-                .await
-                .map_err(|e| SyncError::Malformed(e.to_string()));
-        }
-        Err(classify(resp).await)
+        json_or_problem(resp).await
     }
 
     /// Fetches the device's policy; with `wait`, the server holds the request until the
@@ -198,6 +186,19 @@ impl Client {
         }
         Err(classify(resp).await)
     }
+}
+
+/// The JSON body of a successful answer, else the error its problem+json describes.
+async fn json_or_problem<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+) -> Result<T, SyncError> {
+    if resp.status().is_success() {
+        return resp
+            .json()
+            .await
+            .map_err(|e| SyncError::Malformed(e.to_string()));
+    }
+    Err(classify(resp).await)
 }
 
 fn network(e: reqwest::Error) -> SyncError {
