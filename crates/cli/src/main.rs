@@ -47,7 +47,13 @@ enum Command {
     Enroll {
         #[arg(long)]
         server: String,
-        #[arg(long, env = "TANDEM_ENROLL_SECRET", hide_env_values = true)]
+        /// Secrets are base64url and may begin with `-`, so a leading hyphen is a value here.
+        #[arg(
+            long,
+            env = "TANDEM_ENROLL_SECRET",
+            hide_env_values = true,
+            allow_hyphen_values = true
+        )]
         secret: String,
     },
     /// Run the checks and send a report now, then fetch the policy.
@@ -326,4 +332,23 @@ fn print_table(results: &[CheckResult]) -> anyhow::Result<()> {
         bail!("no checks are enabled by the policy in force");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_enrolment_secret_may_start_with_a_hyphen() {
+        let cli = Cli::try_parse_from([
+            "tandem",
+            "enroll",
+            "--server",
+            "http://127.0.0.1:1",
+            "--secret",
+            "-JJwf37A",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Enroll { secret, .. } if secret == "-JJwf37A"));
+    }
 }
