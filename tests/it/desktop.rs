@@ -14,9 +14,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use serde_json::json;
 use tandem_e2e::desktop_session::{DesktopSession, Rect, SessionOptions, XWindow};
 use tandem_e2e::procs::{bin_dir, wait_for, Server, Tandem};
+use tandem_e2e::webdriver::WebDriver;
 
 /// Generous: a cold WebKit start on a busy two-core machine takes seconds.
 const APP_READY: Duration = Duration::from_secs(60);
@@ -256,127 +257,6 @@ fn the_tray_icon_appears_and_a_second_launch_opens_the_window() {
         1,
         "the second launch made its own window"
     );
-}
-
-/// A minimal W3C WebDriver client: enough to find elements, read them, click and run script.
-struct WebDriver {
-    http: reqwest::blocking::Client,
-    base: String,
-    session: String,
-}
-
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-impl WebDriver {
-    fn new_session(base: &str, capabilities: Value) -> anyhow::Result<WebDriver> {
-        let http = reqwest::blocking::Client::builder()
-            .timeout(APP_READY)
-            .build()?;
-        let resp: Value = http
-            .post(format!("{base}/session"))
-            .json(&capabilities)
-            .send()?
-            .json()?;
-        let session = resp["value"]["sessionId"]
-            .as_str()
-            .with_context(|| format!("no session id in the new-session answer: {resp}"))?
-            .to_owned();
-        Ok(WebDriver {
-            http,
-            base: base.to_owned(),
-            session,
-        })
-    }
-
-    fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let mut req = self.http.request(method, &url);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp: Value = req.send()?.json()?;
-        let value = resp.get("value").cloned().unwrap_or(Value::Null);
-        if let Some(error) = value.get("error").and_then(Value::as_str) {
-            bail!("{path}: {error}: {}", value["message"]);
-        }
-        Ok(value)
-    }
-
-    fn find_all(&self, css: &str) -> anyhow::Result<Vec<String>> {
-        let found = self.call(
-            reqwest::Method::POST,
-            "/elements",
-            Some(json!({"using": "css selector", "value": css})),
-        )?;
-        Ok(found
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e[ELEMENT].as_str().map(str::to_owned))
-            .collect())
-    }
-
-    fn attribute(&self, element: &str, name: &str) -> anyhow::Result<Option<String>> {
-        let value = self.call(
-            reqwest::Method::GET,
-            &format!("/element/{element}/attribute/{name}"),
-            None,
-        )?;
-        Ok(value.as_str().map(str::to_owned))
-    }
-
-    fn text(&self, element: &str) -> anyhow::Result<String> {
-        let value = self.call(
-            reqwest::Method::GET,
-            &format!("/element/{element}/text"),
-            None,
-        )?;
-        Ok(value.as_str().unwrap_or_default().to_owned())
-    }
-
-    fn click(&self, element: &str) -> anyhow::Result<()> {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{element}/click"),
-            Some(json!({})),
-        )?;
-        Ok(())
-    }
-
-    /// Runs an async script; it finishes by calling its last argument.
-    fn execute_async(&self, script: &str) -> anyhow::Result<Value> {
-        self.call(
-            reqwest::Method::POST,
-            "/execute/async",
-            Some(json!({"script": script, "args": []})),
-        )
-    }
-
-    /// The agent state as the window's own command returns it.
-    fn agent_state(&self) -> anyhow::Result<Value> {
-        let state = self.execute_async(
-            "const done = arguments[arguments.length - 1];
-             window.__TAURI_INTERNALS__.invoke('get_state').then(done, (e) => done({ error: String(e) }));",
-        )?;
-        if let Some(error) = state.get("error") {
-            bail!("get_state failed in the window: {error}");
-        }
-        Ok(state)
-    }
-}
-
-impl Drop for WebDriver {
-    fn drop(&mut self) {
-        let _ = self
-            .http
-            .delete(format!("{}/session/{}", self.base, self.session))
-            .send();
-    }
 }
 
 /// A loopback port that was free a moment ago.

@@ -4,3 +4,4 @@
 pub mod desktop_session;
 pub mod procs;
 pub mod proxy;
+pub mod webdriver;
