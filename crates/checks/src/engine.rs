@@ -74,16 +74,34 @@ pub fn registry() -> Vec<Box<dyn Check>> {
     ]
 }
 
+/// Checks whose probes can take seconds to minutes (a package-manager simulation, a Windows
+/// Update search, `softwareupdate --list`): the runtime runs them beside the others and does
+/// not make the quick results wait for them.
+pub fn is_slow(id: CheckId) -> bool {
+    matches!(id, CheckId::OsUpdates)
+}
+
 /// A check that does not answer within this time is reported as `unknown`.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs every enabled check concurrently. Never fails: a check that errors, hangs or panics
 /// becomes an `unknown` result, and the others are unaffected.
 pub async fn run_checks(host: &dyn Host, ctx: &CheckContext) -> Vec<CheckResult> {
+    run_selected(host, ctx, |_| true).await
+}
+
+/// Runs the enabled checks that `only` selects, concurrently, as [`run_checks`] does: the
+/// runtime re-runs just the item a user has acted on, so a fix turns green in seconds
+/// without waiting on the slow probes of the others.
+pub async fn run_selected(
+    host: &dyn Host,
+    ctx: &CheckContext,
+    only: impl Fn(CheckId) -> bool,
+) -> Vec<CheckResult> {
     let checks = registry();
     let runs = checks
         .iter()
-        .filter(|c| ctx.policy.checks.common(c.id()).enabled)
+        .filter(|c| ctx.policy.checks.common(c.id()).enabled && only(c.id()))
         .map(|check| async move {
             let started = Instant::now();
             let observed_at: DateTime<Utc> = host.now();

@@ -17,8 +17,20 @@ use tokio::io::AsyncReadExt;
 pub fn is_allowed(program: &str) -> bool {
     crate::checks::PROGRAMS
         .iter()
+        .chain(std::iter::once(&CONTEXT_PROGRAMS))
         .any(|list| list.contains(&program))
 }
+
+/// The programs the agent's user-context probe runs (is the user away, in do-not-disturb or
+/// full screen): read-only questions to the desktop session, through this door like every
+/// probe so that support bundles and tests replay them.
+pub const CONTEXT_PROGRAMS: &[&str] = &[
+    "/usr/bin/dbus-send",
+    "/usr/bin/gsettings",
+    "/usr/bin/xprop",
+    "/usr/bin/xprintidle",
+    "/usr/sbin/ioreg",
+];
 
 /// Output beyond this is cut: probes read summaries, not megabytes.
 const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;

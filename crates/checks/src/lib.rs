@@ -12,5 +12,5 @@ pub mod inventory;
 mod platform;
 
 pub use bundle::{Bundle, RecordingHost, ReplayHost};
-pub use engine::{run_checks, CheckContext};
+pub use engine::{is_slow, run_checks, run_selected, CheckContext};
 pub use host::{Cmd, CmdOutput, DbusQuery, Host, HostError, OsFacts, RealHost};
