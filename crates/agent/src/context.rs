@@ -5,7 +5,11 @@
 //! functions here, tested on every platform.
 //!
 //! # Platform behaviour
-//! - Linux (GNOME/X11): idle time from Mutter's `IdleMonitor.GetIdletime`, the lock from
+//! Every probe goes through the [`Host`] door, so a support bundle records them and tests
+//! replay a user in a meeting or away.
+//!
+//! - Linux (GNOME/X11): idle time from Mutter's `IdleMonitor.GetIdletime` (else the X11
+//!   screensaver extension through `xprintidle`), the lock from
 //!   `org.gnome.ScreenSaver.GetActive`, do-not-disturb from
 //!   `org.gnome.desktop.notifications show-banners`, full screen from the active window's
 //!   `_NET_WM_STATE` (`xprop`). Each is optional: a desktop that lacks one answers "unknown",
@@ -18,6 +22,10 @@
 use std::time::Duration;
 
 use chrono::{Local, Offset};
+
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+use tandem_checks::Cmd;
+use tandem_checks::Host;
 
 use crate::nudge::UserContext;
 
@@ -37,12 +45,17 @@ impl Signals {
     /// The context the nudge engine judges by, in the machine's current UTC offset.
     pub fn to_context(self) -> UserContext {
         UserContext {
-            utc_offset: Local::now().offset().fix(),
+            utc_offset: local_offset(),
             away: self.locked == Some(true) || self.idle.is_some_and(|i| i >= AWAY_AFTER),
             do_not_disturb: self.do_not_disturb == Some(true),
             fullscreen: self.fullscreen == Some(true),
         }
     }
+}
+
+/// The machine's UTC offset now (a laptop that travels changes it).
+pub fn local_offset() -> chrono::FixedOffset {
+    Local::now().offset().fix()
 }
 
 /// `dbus-send --print-reply` output with one `uint64 N` value (Mutter's idle time, ms).
@@ -106,35 +119,38 @@ pub fn windows_notification_state_busy(state: i32) -> Option<bool> {
     }
 }
 
-/// Reads the live signals. Never fails: what cannot be read is `None`.
-pub async fn current() -> Signals {
-    platform::current().await
+/// Reads the live signals through the host door. Never fails: what cannot be read is `None`.
+pub async fn current(host: &dyn Host) -> Signals {
+    platform::current(host).await
 }
+
+/// `xprintidle`: the X11 screensaver extension's idle time in milliseconds.
+pub fn parse_xprintidle(text: &str) -> Option<Duration> {
+    text.trim().parse().ok().map(Duration::from_millis)
+}
+
+/// Runs a context probe; its output when it succeeded.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+async fn ask(host: &dyn Host, program: &'static str, args: &[&str]) -> Option<String> {
+    let out = host
+        .run(&Cmd::new(program, args).timeout(PROBE_TIMEOUT))
+        .await
+        .ok()?;
+    (out.exit_code == Some(0)).then_some(out.stdout)
+}
+
+/// Context probes answer at once or not at all: a hung desktop service must not hold a
+/// reminder back for long.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[cfg(target_os = "linux")]
 mod platform {
     use super::*;
 
-    async fn run(program: &str, args: &[&str]) -> Option<String> {
-        let out = tokio::time::timeout(
-            Duration::from_secs(3),
-            tokio::process::Command::new(program)
-                .args(args)
-                .env("LC_ALL", "C")
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await
-        .ok()?
-        .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    async fn dbus_call(dest: &str, path: &str, method: &str) -> Option<String> {
-        run(
+    async fn dbus_call(host: &dyn Host, dest: &str, path: &str, method: &str) -> Option<String> {
+        ask(
+            host,
             "/usr/bin/dbus-send",
             &[
                 "--session",
@@ -148,9 +164,10 @@ mod platform {
         .await
     }
 
-    pub async fn current() -> Signals {
+    pub async fn current(host: &dyn Host) -> Signals {
         let idle = async {
-            dbus_call(
+            let mutter = dbus_call(
+                host,
                 "org.gnome.Mutter.IdleMonitor",
                 "/org/gnome/Mutter/IdleMonitor/Core",
                 "org.gnome.Mutter.IdleMonitor.GetIdletime",
@@ -158,10 +175,19 @@ mod platform {
             .await
             .as_deref()
             .and_then(parse_dbus_uint64)
-            .map(Duration::from_millis)
+            .map(Duration::from_millis);
+            match mutter {
+                Some(idle) => Some(idle),
+                // Other X11 desktops: the screensaver extension, which every X server has.
+                None => ask(host, "/usr/bin/xprintidle", &[])
+                    .await
+                    .as_deref()
+                    .and_then(parse_xprintidle),
+            }
         };
         let locked = async {
             dbus_call(
+                host,
                 "org.gnome.ScreenSaver",
                 "/org/gnome/ScreenSaver",
                 "org.gnome.ScreenSaver.GetActive",
@@ -171,7 +197,8 @@ mod platform {
             .and_then(parse_dbus_bool)
         };
         let dnd = async {
-            run(
+            ask(
+                host,
                 "/usr/bin/gsettings",
                 &["get", "org.gnome.desktop.notifications", "show-banners"],
             )
@@ -180,11 +207,9 @@ mod platform {
             .and_then(parse_show_banners)
         };
         let fullscreen = async {
-            // Without an X display there is no active window to ask about.
-            std::env::var_os("DISPLAY")?;
-            let active = run("/usr/bin/xprop", &["-root", "_NET_ACTIVE_WINDOW"]).await?;
+            let active = ask(host, "/usr/bin/xprop", &["-root", "_NET_ACTIVE_WINDOW"]).await?;
             let id = parse_active_window(&active)?;
-            let state = run("/usr/bin/xprop", &["-id", &id, "_NET_WM_STATE"]).await?;
+            let state = ask(host, "/usr/bin/xprop", &["-id", &id, "_NET_WM_STATE"]).await?;
             parse_wm_state_fullscreen(&state)
         };
         let (idle, locked, do_not_disturb, fullscreen) =
@@ -202,14 +227,11 @@ mod platform {
 mod platform {
     use super::*;
 
-    pub async fn current() -> Signals {
-        let out = tokio::process::Command::new("/usr/sbin/ioreg")
-            .args(["-c", "IOHIDSystem", "-d", "4"])
-            .output()
-            .await;
-        let idle = out
-            .ok()
-            .and_then(|o| parse_ioreg_idle(&String::from_utf8_lossy(&o.stdout)));
+    pub async fn current(host: &dyn Host) -> Signals {
+        let idle = ask(host, "/usr/sbin/ioreg", &["-c", "IOHIDSystem", "-d", "4"])
+            .await
+            .as_deref()
+            .and_then(parse_ioreg_idle);
         Signals {
             idle,
             ..Signals::default()
@@ -225,7 +247,7 @@ mod platform {
     use windows_sys::Win32::UI::Input::KeyboardAndMouse::{GetLastInputInfo, LASTINPUTINFO};
     use windows_sys::Win32::UI::Shell::SHQueryUserNotificationState;
 
-    pub async fn current() -> Signals {
+    pub async fn current(_host: &dyn Host) -> Signals {
         let mut state = 0;
         // SAFETY: `state` is a valid out-pointer for the duration of the call.
         let hr = unsafe { SHQueryUserNotificationState(&mut state) };
@@ -261,7 +283,7 @@ mod platform {
 mod platform {
     use super::*;
 
-    pub async fn current() -> Signals {
+    pub async fn current(_host: &dyn Host) -> Signals {
         Signals::default()
     }
 }
@@ -334,6 +356,106 @@ mod tests {
         assert_eq!(windows_notification_state_busy(4), Some(true));
         assert_eq!(windows_notification_state_busy(5), Some(false));
         assert_eq!(windows_notification_state_busy(42), None);
+    }
+
+    #[test]
+    fn xprintidle_milliseconds() {
+        assert_eq!(
+            parse_xprintidle("8123\n"),
+            Some(Duration::from_millis(8123))
+        );
+        assert_eq!(parse_xprintidle("couldn't open display"), None);
+    }
+
+    /// A recorded GNOME session in a full-screen presentation, replayed through the host
+    /// door: the same probes, answered from the recording.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_replayed_presentation_is_full_screen_and_not_away() {
+        use tandem_checks::bundle::RecordedCommand;
+        use tandem_checks::{Bundle, CmdOutput, ReplayHost};
+
+        let ok = |stdout: &str| {
+            Ok(CmdOutput {
+                exit_code: Some(0),
+                stdout: stdout.to_owned(),
+                stderr: String::new(),
+            })
+        };
+        let cmd = |program: &str, args: &[&str], result| RecordedCommand {
+            program: program.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            result,
+        };
+        let dbus = |dest: &str, path: &str, method: &str| {
+            vec![
+                "--session".to_owned(),
+                "--print-reply".to_owned(),
+                "--reply-timeout=2000".to_owned(),
+                format!("--dest={dest}"),
+                path.to_owned(),
+                method.to_owned(),
+            ]
+        };
+        let mutter = dbus(
+            "org.gnome.Mutter.IdleMonitor",
+            "/org/gnome/Mutter/IdleMonitor/Core",
+            "org.gnome.Mutter.IdleMonitor.GetIdletime",
+        );
+        let saver = dbus(
+            "org.gnome.ScreenSaver",
+            "/org/gnome/ScreenSaver",
+            "org.gnome.ScreenSaver.GetActive",
+        );
+        let bundle = Bundle {
+            format: tandem_checks::bundle::BUNDLE_FORMAT.into(),
+            recorded_at: chrono::Utc::now(),
+            agent_version: "test".into(),
+            os: tandem_checks::OsFacts::default(),
+            context: None,
+            commands: vec![
+                RecordedCommand {
+                    program: "/usr/bin/dbus-send".into(),
+                    args: mutter,
+                    result: ok("method return time=1 sender=:1.2 -> destination=:1.9 serial=5 reply_serial=2\n   uint64 4200\n"),
+                },
+                RecordedCommand {
+                    program: "/usr/bin/dbus-send".into(),
+                    args: saver,
+                    result: ok("method return time=1 sender=:1.2 -> destination=:1.9 serial=6 reply_serial=2\n   boolean false\n"),
+                },
+                cmd(
+                    "/usr/bin/gsettings",
+                    &["get", "org.gnome.desktop.notifications", "show-banners"],
+                    ok("true\n"),
+                ),
+                cmd(
+                    "/usr/bin/xprop",
+                    &["-root", "_NET_ACTIVE_WINDOW"],
+                    ok("_NET_ACTIVE_WINDOW(WINDOW): window id # 0x3a00007\n"),
+                ),
+                cmd(
+                    "/usr/bin/xprop",
+                    &["-id", "0x3a00007", "_NET_WM_STATE"],
+                    ok("_NET_WM_STATE(ATOM) = _NET_WM_STATE_FULLSCREEN, _NET_WM_STATE_FOCUSED\n"),
+                ),
+            ],
+            files: vec![],
+            dirs: vec![],
+            dbus: vec![],
+        };
+        let signals = current(&ReplayHost::new(bundle)).await;
+        assert_eq!(
+            signals,
+            Signals {
+                idle: Some(Duration::from_millis(4200)),
+                locked: Some(false),
+                do_not_disturb: Some(false),
+                fullscreen: Some(true),
+            }
+        );
+        let ctx = signals.to_context();
+        assert!(ctx.fullscreen && !ctx.away && !ctx.do_not_disturb);
     }
 
     #[test]

@@ -5,14 +5,19 @@
 //! The faces hold an [`Agent`] (cheap to clone), watch [`Agent::subscribe`] for state
 //! changes and call its methods; [`Agent::run`] drives the schedule until cancelled.
 
+pub mod bootstrap;
 pub mod context;
 pub mod credentials;
+pub mod history;
 pub mod managed;
 pub mod nudge;
+pub mod phishing;
 pub mod policy;
+pub mod schedule;
 pub mod store;
 pub mod sync;
 pub mod track;
+pub mod update;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -133,7 +138,15 @@ const KEY_POLICY_SEEN: &str = "policy_seen_etag";
 const KEY_NUDGES: &str = "nudge_history";
 const KEY_PAUSED: &str = "reminders_paused_until";
 /// How often the nudge engine is asked; its own rules decide whether anything is shown.
-const NUDGE_TICK: Duration = Duration::from_secs(60);
+const TICK: Duration = Duration::from_secs(60);
+/// After "Fix now", the item alone is checked again after each of these waits, until fixed:
+/// the user needs a moment in the settings page, and a fix should turn green in seconds.
+const FOLLOW_UPS: [Duration; 4] = [
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+    Duration::from_secs(90),
+    Duration::from_secs(240),
+];
 
 /// How long one policy long-poll waits on the server.
 const POLICY_WAIT: Duration = Duration::from_secs(55);
@@ -150,6 +163,8 @@ struct Inner {
     flush_requested: Notify,
     /// Wakes the policy poller after enrolment.
     enrolled: Notify,
+    /// Drops the open policy long-poll and connects again (after a wake or a network change).
+    reconnect: Notify,
     /// One check run at a time.
     check_lock: Mutex<()>,
     /// One outbox flush at a time, so no report is sent twice concurrently.
@@ -203,6 +218,7 @@ impl Agent {
                 check_requested: Notify::new(),
                 flush_requested: Notify::new(),
                 enrolled: Notify::new(),
+                reconnect: Notify::new(),
                 check_lock: Mutex::new(()),
                 flush_lock: Mutex::new(()),
                 nudges: tokio::sync::broadcast::channel(16).0,
@@ -249,7 +265,7 @@ impl Agent {
     async fn server_session(&self) -> Result<(sync::Client, DeviceToken), AgentError> {
         let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
         let token = self.credentials(Some(&record)).load().await?;
-        Ok((sync::Client::new(&record.server_url)?, token))
+        Ok((self.client_for(&record.server_url).await?, token))
     }
 
     /// The policy in force: built-in defaults < the server's last verified policy < the
@@ -329,7 +345,7 @@ impl Agent {
 
     /// Enrols this device with a server and stores the token in the chosen credential store.
     pub async fn enroll(&self, server_url: &str, secret: &str) -> Result<Enrollment, AgentError> {
-        let client = sync::Client::new(server_url)?;
+        let client = self.client_for(server_url).await?;
         let os = self.inner.host.os();
         let request = EnrollRequest {
             enroll_secret: secret.to_owned(),
@@ -372,13 +388,43 @@ impl Agent {
 
     /// Runs every check now, records the results and queues a report.
     pub async fn check_now(&self) -> Result<AgentState, AgentError> {
+        self.run_checks_of(None).await
+    }
+
+    /// Runs only the checks named: the follow-up after the user acted on an item. The other
+    /// results stand as they were; the report carries the merged set.
+    pub async fn check_items(&self, ids: &[CheckId]) -> Result<AgentState, AgentError> {
+        self.run_checks_of(Some(ids)).await
+    }
+
+    async fn run_checks_of(&self, only: Option<&[CheckId]>) -> Result<AgentState, AgentError> {
         let _running = self.inner.check_lock.lock().await;
         self.update(|s| s.checking = true);
         let ctx = self.check_context().await?;
-        let results = tandem_checks::run_checks(&self.inner.host, &ctx).await;
+        let selected = |id: CheckId| only.is_none_or(|ids| ids.contains(&id));
+        let host = &self.inner.host;
+        // Slow probes (a Windows Update search, `softwareupdate`) run beside the others; the
+        // others' results are shown the moment they are in, not when the slowest is done.
+        let quick = async {
+            let quick = tandem_checks::run_selected(host, &ctx, |id| {
+                selected(id) && !tandem_checks::is_slow(id)
+            })
+            .await;
+            self.update(|s| s.results = merge_results(std::mem::take(&mut s.results), &quick));
+            quick
+        };
+        let slow = tandem_checks::run_selected(host, &ctx, |id| {
+            selected(id) && tandem_checks::is_slow(id)
+        });
+        let (mut fresh, slow) = tokio::join!(quick, slow);
+        fresh.extend(slow);
+        let results = match only {
+            None => fresh.clone(),
+            Some(_) => merge_results(self.state().results, &fresh),
+        };
         let now = Utc::now();
         let outcome = async {
-            self.inner.store.record_results(&results).await?;
+            self.inner.store.record_results(&fresh).await?;
             let first_seen = track::update_first_seen(&ctx.first_seen, &results, now);
             self.inner.store.put(KEY_FIRST_SEEN, &first_seen).await?;
             self.inner.store.put(KEY_LAST_CHECK, &now).await?;
@@ -603,10 +649,25 @@ impl Agent {
 
     /// Recomputes the open items shown in the state (phases move with the clock).
     pub async fn refresh_items(&self) -> Result<(), AgentError> {
-        let (items, mut history, policy) = self.current_items().await?;
+        let (items, history, policy) = self.current_items().await?;
+        self.publish_items(&items, history, &policy).await?;
+        Ok(())
+    }
+
+    /// Puts the open items in the state, and forgets the nudge history of closed ones. The
+    /// store is written only when that history changed: this runs every minute.
+    async fn publish_items(
+        &self,
+        items: &[nudge::Item],
+        mut history: nudge::History,
+        policy: &Policy,
+    ) -> Result<nudge::History, AgentError> {
         let open: Vec<_> = items.iter().map(|i| i.check_id).collect();
+        let before = history.clone();
         history.retain_items(&open);
-        self.inner.store.put(KEY_NUDGES, &history).await?;
+        if history != before {
+            self.inner.store.put(KEY_NUDGES, &history).await?;
+        }
         let now = Utc::now();
         let mut states: Vec<ActionItem> = items
             .iter()
@@ -636,18 +697,49 @@ impl Agent {
             s.items = states;
             s.paused_until = paused.filter(|t| *t > now);
         });
-        Ok(())
+        Ok(history)
     }
 
     /// Asks the nudge engine whether to remind the user of something now. A decision is
     /// recorded as shown (and as an event for the next report) before it is returned.
     pub async fn nudge_tick(&self, ctx: &nudge::UserContext) -> Result<Option<Nudge>, AgentError> {
+        let (items, history, policy) = self.current_items().await?;
+        let history = self.publish_items(&items, history, &policy).await?;
+        self.nudge_decide(&items, history, &policy, ctx).await
+    }
+
+    /// The scheduler's minute: refresh the items and, only when something could be shown,
+    /// read the user's context (which starts probes) and decide.
+    async fn nudge_round(&self) -> Result<Option<Nudge>, AgentError> {
+        let (items, history, policy) = self.current_items().await?;
+        let history = self.publish_items(&items, history, &policy).await?;
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let unhindered = nudge::UserContext {
+            utc_offset: context::local_offset(),
+            ..nudge::UserContext::default()
+        };
+        // The context can only hold a nudge back, never bring one on.
+        if nudge::decide(&items, &policy.nudges, &history, &unhindered, Utc::now()).is_none() {
+            return Ok(None);
+        }
+        let ctx = context::current(&self.inner.host).await.to_context();
+        self.nudge_decide(&items, history, &policy, &ctx).await
+    }
+
+    async fn nudge_decide(
+        &self,
+        items: &[nudge::Item],
+        mut history: nudge::History,
+        policy: &Policy,
+        ctx: &nudge::UserContext,
+    ) -> Result<Option<Nudge>, AgentError> {
         let now = Utc::now();
         if self.state().paused_until.is_some_and(|t| t > now) {
             return Ok(None);
         }
-        let (items, mut history, policy) = self.current_items().await?;
-        let Some(decision) = nudge::decide(&items, &policy.nudges, &history, ctx, now) else {
+        let Some(decision) = nudge::decide(items, &policy.nudges, &history, ctx, now) else {
             return Ok(None);
         };
         history.record_shown(decision.check_id, now);
@@ -709,7 +801,22 @@ impl Agent {
     pub async fn acted(&self, check_id: CheckId) {
         self.push_check_event(EventKind::NudgeActed, check_id, "fix opened".into())
             .await;
-        self.request_check();
+        let agent = self.clone();
+        tokio::spawn(async move {
+            for wait in FOLLOW_UPS {
+                tokio::time::sleep(wait).await;
+                match agent.check_items(&[check_id]).await {
+                    Ok(state) if !state.items.iter().any(|i| i.check_id == check_id) => {
+                        tracing::info!(check = %check_id, "fixed after the user acted on it");
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, check = %check_id, "follow-up check failed")
+                    }
+                }
+            }
+        });
     }
 
     /// "Pause reminders": allowed only while the policy allows deferring at all.
@@ -748,7 +855,7 @@ impl Agent {
             shutdown.run_until_cancelled(self.check_loop()),
             shutdown.run_until_cancelled(self.report_loop()),
             shutdown.run_until_cancelled(self.policy_loop()),
-            shutdown.run_until_cancelled(self.nudge_loop()),
+            shutdown.run_until_cancelled(self.tick_loop()),
         );
         self.inner.store.close().await;
     }
@@ -757,6 +864,11 @@ impl Agent {
         loop {
             if let Err(e) = self.check_now().await {
                 tracing::warn!(error = %e, "check run incomplete");
+            }
+            // Fresh results may make something due: decide now, not at the next tick (the
+            // engine's budget and gaps still hold).
+            if let Err(e) = self.nudge_round().await {
+                tracing::warn!(error = %e, "nudge decision failed");
             }
             let minutes = self
                 .effective_policy()
@@ -809,14 +921,25 @@ impl Agent {
         }
     }
 
-    async fn nudge_loop(&self) {
+    /// The once-a-minute tick: notices a wake from sleep or a network change (check again,
+    /// flush, reconnect the policy poll), moves items through their phases and decides
+    /// nudges. It is the agent's only timer while nothing is due.
+    async fn tick_loop(&self) {
+        let mut watch = schedule::Watch::new(Utc::now(), schedule::NetFingerprint::current());
         loop {
-            tokio::time::sleep(NUDGE_TICK).await;
-            let ctx = context::current().await.to_context();
-            if let Err(e) = self.refresh_items().await {
-                tracing::warn!(error = %e, "could not refresh the open items");
+            tokio::time::sleep(TICK).await;
+            let changes = watch.tick(Utc::now(), TICK, schedule::NetFingerprint::current());
+            if changes.any() {
+                tracing::info!(
+                    woke = changes.woke,
+                    network = changes.network,
+                    "the machine woke or changed network; checking and syncing again"
+                );
+                self.request_check();
+                self.inner.flush_requested.notify_one();
+                self.inner.reconnect.notify_one();
             }
-            if let Err(e) = self.nudge_tick(&ctx).await {
+            if let Err(e) = self.nudge_round().await {
                 tracing::warn!(error = %e, "nudge decision failed");
             }
         }
@@ -825,7 +948,14 @@ impl Agent {
     async fn policy_loop(&self) {
         let mut failures = 0u32;
         loop {
-            match self.poll_policy(Some(POLICY_WAIT)).await {
+            let polled = tokio::select! {
+                polled = self.poll_policy(Some(POLICY_WAIT)) => polled,
+                () = self.inner.reconnect.notified() => {
+                    failures = 0;
+                    continue;
+                }
+            };
+            match polled {
                 Ok(_) => failures = 0,
                 Err(AgentError::NotEnrolled) => {
                     self.inner.enrolled.notified().await;
@@ -836,7 +966,10 @@ impl Agent {
                     tracing::warn!(error = %e, attempt = failures, "policy poll failed; will retry");
                     let failed = Err::<(), _>(e);
                     self.after_sync(&failed).await;
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff(failures)) => {}
+                        () = self.inner.reconnect.notified() => failures = 0,
+                    }
                 }
             }
         }
@@ -856,6 +989,20 @@ fn jittered(period: Duration) -> Duration {
         .unwrap_or(u64::MAX)
         .max(10);
     Duration::from_millis(rand::thread_rng().gen_range(ms * 9 / 10..=ms * 11 / 10))
+}
+
+/// `previous` with each result of `fresh` put in place of the one with its id.
+fn merge_results(
+    mut previous: Vec<tandem_proto::CheckResult>,
+    fresh: &[tandem_proto::CheckResult],
+) -> Vec<tandem_proto::CheckResult> {
+    for r in fresh {
+        match previous.iter_mut().find(|p| p.id == r.id) {
+            Some(slot) => *slot = r.clone(),
+            None => previous.push(r.clone()),
+        }
+    }
+    previous
 }
 
 /// The server URL as stored: without a trailing slash.

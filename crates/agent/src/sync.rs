@@ -24,6 +24,8 @@ pub enum SyncError {
     Server { status: u16, detail: String },
     #[error("the server sent a malformed answer: {0}")]
     Malformed(String),
+    #[error("the pinned CA is not usable: {0}")]
+    BadCa(String),
 }
 
 impl SyncError {
@@ -79,12 +81,37 @@ pub fn parse_server_url(url: &str) -> Result<Url, SyncError> {
     }
 }
 
+/// Checks that `pem` holds at least one certificate the TLS stack accepts as a root.
+pub fn check_ca_pem(pem: &str) -> Result<Vec<reqwest::Certificate>, SyncError> {
+    let bad = |reason: String| SyncError::BadCa(reason);
+    let certs =
+        reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
+
 impl Client {
     pub fn new(server_url: &str) -> Result<Client, SyncError> {
+        Client::with_ca(server_url, None)
+    }
+
+    /// A client that, given a CA (PEM), trusts only that CA for the server's certificate:
+    /// a pinned CA replaces the public roots rather than adding to them, so a certificate
+    /// from any public authority for the same name is refused.
+    pub fn with_ca(server_url: &str, ca_pem: Option<&str>) -> Result<Client, SyncError> {
         let base = parse_server_url(server_url)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("tandem-agent/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("tandem-agent/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in check_ca_pem(pem)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| SyncError::Network(e.to_string()))?;
         Ok(Client { http, base })
@@ -139,6 +166,28 @@ impl Client {
         json_or_problem(resp).await
     }
 
+    /// Sends a phishing report: a JSON link report or a multipart form with the message file,
+    /// built by the caller (`crate::phishing`) with its content type.
+    pub async fn report_phishing(
+        &self,
+        token: &DeviceToken,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<v1::PhishingAck, SyncError> {
+        let resp = self
+            .http
+            .post(self.url(v1::PATH_PHISHING)?)
+            // A 10 MB message over a slow uplink takes a while.
+            .timeout(Duration::from_secs(120))
+            .bearer_auth(token.expose())
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(network)?;
+        json_or_problem(resp).await
+    }
+
     /// What IT's identity provider knows about the device's user (MFA, password age).
     pub async fn identity(&self, token: &DeviceToken) -> Result<IdentityFacts, SyncError> {
         let resp = self
@@ -150,6 +199,74 @@ impl Client {
             .await
             .map_err(network)?;
         json_or_problem(resp).await
+    }
+
+    /// Asks for an update of `target` newer than `current_version`; `None` on 204.
+    pub async fn check_update(
+        &self,
+        token: &DeviceToken,
+        target: &str,
+        current_version: &str,
+    ) -> Result<Option<v1::UpdateInfo>, SyncError> {
+        let mut url = self.url(v1::PATH_UPDATE)?;
+        url.query_pairs_mut()
+            .append_pair("target", target)
+            .append_pair("current_version", current_version);
+        let resp = self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(30))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(network)?;
+        if resp.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        json_or_problem(resp).await.map(Some)
+    }
+
+    /// Downloads an update artifact, at most `max_bytes` of it. The device token goes only
+    /// to the enrolled server: a URL on another origin is refused, not followed.
+    pub async fn download_artifact(
+        &self,
+        token: &DeviceToken,
+        url: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, SyncError> {
+        let parsed = Url::parse(url).map_err(|e| SyncError::BadUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if parsed.origin() != self.base.origin() {
+            return Err(SyncError::BadUrl {
+                url: url.to_owned(),
+                reason: "not on the enrolled server".into(),
+            });
+        }
+        let mut resp = self
+            .http
+            .get(parsed)
+            .timeout(Duration::from_secs(600))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(network)?;
+        if !resp.status().is_success() {
+            return Err(classify(resp).await);
+        }
+        let too_big = || SyncError::Malformed(format!("the artifact is over {max_bytes} bytes"));
+        if resp.content_length().is_some_and(|n| n > max_bytes as u64) {
+            return Err(too_big());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(network)? {
+            if body.len() + chunk.len() > max_bytes {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Fetches the device's policy; with `wait`, the server holds the request until the

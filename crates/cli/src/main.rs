@@ -55,15 +55,51 @@ enum Command {
             allow_hyphen_values = true
         )]
         secret: String,
+        /// Trust only this CA (PEM) for the server's certificate, from now on.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// Run the checks and send a report now, then fetch the policy.
     Sync,
     /// Run the agent in the foreground until SIGTERM or Ctrl-C.
     Run,
+    /// Install a newer release of this binary from the server, once its signature verifies
+    /// with the pinned updater key; a refused update leaves the binary as it is.
+    Update {
+        /// Only say whether a newer release is offered.
+        #[arg(long)]
+        check: bool,
+        /// The binary to replace (default: this one).
+        #[arg(long, value_name = "PATH")]
+        install_path: Option<PathBuf>,
+        /// The updater public key (the `.pub` file's contents), instead of the built-in one.
+        #[arg(long, env = "TANDEM_UPDATER_PUBKEY", hide_env_values = true)]
+        pubkey: Option<String>,
+    },
+    /// Send a suspicious link or saved message (.eml) to IT and print the tracking id.
+    ReportPhishing {
+        /// The link, as found in the message (do not open it).
+        #[arg(long, required_unless_present = "message", conflicts_with = "message")]
+        url: Option<String>,
+        /// The message, saved from the mail program as an .eml file.
+        #[arg(long, value_name = "FILE")]
+        message: Option<PathBuf>,
+        /// A note for IT: where it came from, whether anything was clicked.
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a support bundle of everything the checks read.
     Diagnose {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// Show what the agent reads of the user's situation now — idle time, screen lock,
+    /// do-not-disturb, a full-screen window — which is what holds a reminder back.
+    Context {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -194,8 +230,16 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 writeln!(out, "State:       {}", state.tray_state().as_str())?;
             }
         }
-        Command::Enroll { server, secret } => {
+        Command::Enroll {
+            server,
+            secret,
+            ca_file,
+        } => {
             let agent = open(&cli).await?;
+            let ca = ca_file
+                .as_deref()
+                .map(tandem_agent::bootstrap::read_ca_file);
+            agent.pin_ca(ca.transpose()?.as_deref()).await?;
             let enrollment = agent
                 .enroll(server, secret)
                 .await
@@ -223,6 +267,52 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 state.outbox_len
             );
         }
+        Command::Update {
+            check,
+            install_path,
+            pubkey,
+        } => {
+            let agent = open(&cli).await?;
+            if *check {
+                match agent.check_for_update().await? {
+                    Some(u) => println!(
+                        "update available: {} -> {}",
+                        tandem_agent::AGENT_VERSION,
+                        u.version
+                    ),
+                    None => println!("up to date ({})", tandem_agent::AGENT_VERSION),
+                }
+                return Ok(());
+            }
+            let key = pubkey
+                .clone()
+                .or(tandem_agent::update::BUILT_IN_PUBLIC_KEY.map(str::to_owned))
+                .ok_or(tandem_agent::update::UpdateError::NoPublicKey)?;
+            let path = match install_path {
+                Some(p) => p.clone(),
+                None => std::env::current_exe().context("cannot find this binary")?,
+            };
+            let outcome = agent.apply_update(&path, &key).await;
+            if !matches!(outcome, Ok(tandem_agent::update::UpdateOutcome::UpToDate)) {
+                // Tell IT now rather than at the next report.
+                let delivered = async {
+                    agent.queue_heartbeat().await?;
+                    agent.flush_outbox().await
+                }
+                .await;
+                if let Err(e) = delivered {
+                    eprintln!("the outcome stays queued for the next report: {e}");
+                }
+            }
+            match outcome? {
+                tandem_agent::update::UpdateOutcome::UpToDate => {
+                    println!("up to date ({})", tandem_agent::AGENT_VERSION)
+                }
+                tandem_agent::update::UpdateOutcome::Applied { version } => {
+                    println!("updated to {version} at {}", path.display())
+                }
+            }
+        }
         Command::Run => {
             let agent = open(&cli).await?;
             let shutdown = CancellationToken::new();
@@ -234,13 +324,95 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             });
             tracing::info!(data_dir = %agent.data_dir().display(), "tandem agent running");
             tokio::spawn(show_nudges(agent.nudges()));
+            tokio::spawn({
+                let agent = agent.clone();
+                async move { agent.bootstrap().await }
+            });
             agent.run(shutdown).await;
+        }
+        Command::ReportPhishing {
+            url,
+            message,
+            note,
+            json,
+        } => {
+            use tandem_agent::phishing::PhishingSubmission;
+            let submission = match (url, message) {
+                (Some(url), _) => PhishingSubmission::Url {
+                    url: url.clone(),
+                    note: note.clone(),
+                },
+                (None, Some(path)) => PhishingSubmission::Message {
+                    file_name: path.file_name().map_or_else(
+                        || "message.eml".into(),
+                        |n| n.to_string_lossy().into_owned(),
+                    ),
+                    bytes: std::fs::read(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                    note: note.clone(),
+                },
+                (None, None) => anyhow::bail!("give --url or --message"),
+            };
+            let agent = open(&cli).await?;
+            let receipt = agent
+                .report_phishing(submission)
+                .await
+                .context("the report was not sent")?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&receipt)?);
+            } else {
+                println!(
+                    "sent to IT: tracking id {} (received {})",
+                    receipt.tracking_id,
+                    receipt.received_at.to_rfc3339()
+                );
+            }
+        }
+        Command::Context { json } => {
+            let signals = tandem_agent::context::current(&RealHost::new()).await;
+            let ctx = signals.to_context();
+            if *json {
+                let value = serde_json::json!({
+                    "idle_ms": signals.idle.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                    "locked": signals.locked,
+                    "do_not_disturb": signals.do_not_disturb,
+                    "fullscreen": signals.fullscreen,
+                    "away": ctx.away,
+                    "utc_offset_s": ctx.utc_offset.local_minus_utc(),
+                });
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                let or_unknown = |v: Option<bool>| match v {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "cannot tell",
+                };
+                match signals.idle {
+                    Some(idle) => println!("idle:            {} s", idle.as_secs()),
+                    None => println!("idle:            cannot tell"),
+                }
+                println!("screen locked:   {}", or_unknown(signals.locked));
+                println!("do not disturb:  {}", or_unknown(signals.do_not_disturb));
+                println!("full screen:     {}", or_unknown(signals.fullscreen));
+                let held = ctx.away || ctx.do_not_disturb || ctx.fullscreen;
+                println!(
+                    "reminders now:   {}",
+                    if held {
+                        "held back"
+                    } else {
+                        "allowed (within working hours)"
+                    }
+                );
+            }
         }
         Command::Diagnose { out } => {
             let agent = open(&cli).await?;
             let ctx = agent.check_context().await?;
             let host = RecordingHost::new(RealHost::new());
             let results = tandem_checks::run_checks(&host, &ctx).await;
+            // The user-context probes too: "why did I never get a reminder?" is a support
+            // question like any other.
+            tandem_agent::context::current(&host).await;
             let mut bundle = host.bundle();
             bundle.context = Some(ctx);
             let text = serde_json::to_string_pretty(&bundle)?;

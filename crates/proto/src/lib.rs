@@ -4,6 +4,7 @@
 //! Only this crate defines the wire format. It depends on serde-level crates only and does
 //! no I/O, so the agent, the desktop shell, the server and the tests all agree by construction.
 
+pub mod activity;
 pub mod canonical;
 pub mod check;
 pub mod policy;

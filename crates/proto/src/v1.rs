@@ -13,6 +13,15 @@ pub const PATH_REPORTS: &str = "/api/v1/agent/reports";
 pub const PATH_POLICY: &str = "/api/v1/agent/policy";
 pub const PATH_IDENTITY: &str = "/api/v1/agent/identity";
 pub const PATH_PHISHING: &str = "/api/v1/agent/phishing-reports";
+/// The Tauri updater's dynamic endpoint: `?target=linux-x86_64&current_version=0.1.0`;
+/// 200 with the update's JSON, 204 when there is nothing newer.
+pub const PATH_UPDATE: &str = "/api/v1/agent/update";
+/// An update artifact by its lower-case hex SHA-256 (immutable).
+pub const PATH_UPDATE_ARTIFACT: &str = "/api/v1/agent/update/artifacts/{sha256}";
+/// IT uploads a release here (multipart) and lists releases.
+pub const PATH_ADMIN_RELEASES: &str = "/api/v1/admin/releases";
+/// `PUT {"channel": "beta"}`: which release channel a group's devices follow.
+pub const PATH_ADMIN_GROUP_CHANNEL: &str = "/api/v1/admin/groups/{group}/channel";
 pub const PATH_ADMIN_DEVICES: &str = "/api/v1/admin/devices";
 /// Axum route syntax; `{group}` is the group's name.
 pub const PATH_ADMIN_GROUP_POLICY: &str = "/api/v1/admin/groups/{group}/policy";
@@ -115,6 +124,10 @@ pub enum EventKind {
     StatusChanged,
     PolicyApplied,
     PolicyRejected,
+    /// A signed update was verified and installed.
+    UpdateApplied,
+    /// An update was refused (bad signature, failed download); the old binary stayed.
+    UpdateRefused,
 }
 
 impl EventKind {
@@ -126,6 +139,8 @@ impl EventKind {
             EventKind::StatusChanged => "status_changed",
             EventKind::PolicyApplied => "policy_applied",
             EventKind::PolicyRejected => "policy_rejected",
+            EventKind::UpdateApplied => "update_applied",
+            EventKind::UpdateRefused => "update_refused",
         }
     }
 }
@@ -156,6 +171,37 @@ pub struct StatusReport {
     /// The etag of the server policy the agent has applied, so IT sees what is in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_etag: Option<String>,
+}
+
+/// `GET /api/v1/agent/update` with a newer release: the Tauri updater's "dynamic server"
+/// answer. `signature` is the `.sig` file (base64 of a minisign signature over the artifact).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateInfo {
+    pub version: String,
+    #[serde(default)]
+    pub notes: String,
+    #[serde(default)]
+    pub pub_date: Option<String>,
+    pub url: String,
+    pub signature: String,
+}
+
+/// `POST /api/v1/agent/phishing-reports` with a link instead of a message file (JSON). A
+/// message file goes as multipart form data: a `message` part with the `.eml` and an
+/// optional `note` part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhishingUrlReport {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The server's answer to a phishing report: the id the user quotes when talking to IT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PhishingAck {
+    pub tracking_id: String,
+    pub received_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use ts_rs::TS;
 fn declarations() -> String {
     // serde writes 64-bit integers as JSON numbers, so TypeScript sees `number`, not `bigint`.
     let cfg = ts_rs::Config::new().with_large_int("number");
-    use tandem_proto::{check, policy, state, v1};
+    use tandem_proto::{activity, check, policy, state, v1};
     let decls = [
         check::CheckId::decl(&cfg),
         check::Status::decl(&cfg),
@@ -33,6 +33,11 @@ fn declarations() -> String {
         v1::EventKind::decl(&cfg),
         v1::Event::decl(&cfg),
         v1::StatusReport::decl(&cfg),
+        v1::PhishingAck::decl(&cfg),
+        activity::PhishingSubject::decl(&cfg),
+        activity::PhishingReceipt::decl(&cfg),
+        activity::SentReport::decl(&cfg),
+        activity::HistoryEntry::decl(&cfg),
         policy::Policy::decl(&cfg),
         policy::Org::decl(&cfg),
         policy::ItCommitment::decl(&cfg),
