@@ -1,5 +1,6 @@
 //! Server configuration and where its files live by default.
 
+use ipnet::IpNet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +25,24 @@ pub struct Config {
     pub webhook_retry: RetryPolicy,
     /// Enrolments allowed per source address; `None` for no limit.
     pub enroll_rate_limit: Option<RateLimit>,
+    /// Reports waiting to be written at most; past it, reports are refused with 503 and
+    /// `Retry-After` until the database catches up.
+    pub report_queue: usize,
+    /// How long raw reports are kept (each device's newest is kept regardless).
+    pub report_retention: Duration,
+    /// Requests allowed per device token and per API token; `None` for no limit.
+    pub token_rate_limit: Option<RateLimit>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: the client address of a request
+    /// from one of them is the nearest address in that header that is not itself a proxy.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Terminate TLS with these files; `None` serves plain HTTP (behind a proxy).
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// The agent updater's public key (the `.pub` file `tauri signer generate` writes, as
+    /// in `tauri.conf.json`); uploads are checked against it. `None` refuses all uploads.
+    pub updater_public_key: Option<String>,
+    /// The address agents reach the server at (`https://tandem.example.com`), for the
+    /// artifact URLs in update answers; `None` takes it from each request's `Host`.
+    pub public_url: Option<String>,
 }
 
 /// A token bucket: `burst` at once, refilled at `per_minute`.
@@ -38,6 +57,17 @@ pub const DEFAULT_ENROLL_RATE_LIMIT: RateLimit = RateLimit {
     per_minute: 60,
     burst: 30,
 };
+
+/// An agent makes a long-poll a minute and a report every quarter hour; an admin script a
+/// burst of reads. This leaves both untouched and stops a leaked token hammering the server.
+pub const DEFAULT_TOKEN_RATE_LIMIT: RateLimit = RateLimit {
+    per_minute: 300,
+    burst: 100,
+};
+
+/// Raw reports are evidence for audits over a quarter; older ones are summarised by the
+/// latest results and the compliance history.
+pub const DEFAULT_REPORT_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -56,6 +86,13 @@ impl Config {
             webhooks: Vec::new(),
             webhook_retry: RetryPolicy::default(),
             enroll_rate_limit: Some(DEFAULT_ENROLL_RATE_LIMIT),
+            token_rate_limit: Some(DEFAULT_TOKEN_RATE_LIMIT),
+            report_retention: DEFAULT_REPORT_RETENTION,
+            report_queue: crate::batch::REPORT_QUEUE,
+            trusted_proxies: Vec::new(),
+            tls: None,
+            updater_public_key: None,
+            public_url: None,
         }
     }
 }

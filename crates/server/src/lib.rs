@@ -39,16 +39,22 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
 pub mod api;
+pub mod batch;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod diff;
 pub mod export;
 pub mod hub;
 pub mod identity;
 pub mod keys;
 pub mod metrics;
+pub mod overdue;
 pub mod policy;
+pub mod releases;
+pub mod retention;
 pub mod store;
+pub mod tls;
 pub mod webhooks;
 
 pub use clock::{Clock, SystemClock};
@@ -76,9 +82,18 @@ pub enum ServerError {
     Serve(#[source] std::io::Error),
     #[error("{0}")]
     InvalidArgument(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 fn enroll_limiter(limit: config::RateLimit) -> Option<Arc<api::EnrollLimiter>> {
+    let per_minute = std::num::NonZeroU32::new(limit.per_minute)?;
+    let burst = std::num::NonZeroU32::new(limit.burst)?;
+    let quota = governor::Quota::per_minute(per_minute).allow_burst(burst);
+    Some(Arc::new(governor::RateLimiter::keyed(quota)))
+}
+
+fn token_limiter(limit: config::RateLimit) -> Option<Arc<api::TokenLimiter>> {
     let per_minute = std::num::NonZeroU32::new(limit.per_minute)?;
     let burst = std::num::NonZeroU32::new(limit.burst)?;
     let quota = governor::Quota::per_minute(per_minute).allow_burst(burst);
@@ -193,6 +208,7 @@ impl App {
             config.webhook_retry.clone(),
             shutdown.clone(),
         );
+        let writers = batch::Writers::start(Arc::clone(&store), config.report_queue);
         Ok(App {
             state: Arc::new(AppState {
                 store,
@@ -203,8 +219,19 @@ impl App {
                 shutdown,
                 identity_sources: config.identity_sources.clone(),
                 webhooks,
+                webhook_configs: config.webhooks.clone(),
                 metrics: Arc::new(metrics::Metrics::default()),
                 enroll_limiter: config.enroll_rate_limit.and_then(enroll_limiter),
+                token_limiter: config.token_rate_limit.and_then(token_limiter),
+                trusted_proxies: config.trusted_proxies.clone(),
+                report_retention: config.report_retention,
+                writers,
+                signed_policies: policy::SignedCache::default(),
+                updates: api::updates::UpdateSettings {
+                    public_key: config.updater_public_key.clone(),
+                    public_url: config.public_url.clone(),
+                    tls: config.tls.is_some(),
+                },
             }),
         })
     }
@@ -259,6 +286,26 @@ impl App {
         Ok(token)
     }
 
+    /// Creates an IT console account and returns its TOTP secret (base32), which the
+    /// person adds to an authenticator app; only the password's argon2id hash is stored.
+    pub async fn create_console_admin(
+        &self,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<String, ServerError> {
+        console::pages::create_account(
+            &*self.state.store,
+            username,
+            password,
+            role,
+            CLI_ACTOR,
+            self.state.clock.now(),
+        )
+        .await
+        .map_err(ServerError::InvalidArgument)
+    }
+
     /// The fleet compliance CSV, as `GET /api/v1/admin/export/compliance.csv` serves it.
     pub async fn compliance_csv(&self) -> Result<Vec<u8>, ServerError> {
         let devices = export::all_devices(&*self.state.store).await?;
@@ -275,6 +322,14 @@ impl App {
             health.push(identity::sources::poll_once(source, &*s.store, &*s.clock, &http).await);
         }
         health
+    }
+
+    /// What the background refresher does every quarter hour: recompute the fleet's
+    /// compliance (failing streaks, today's trend point) and send the "became overdue"
+    /// notices. Returns how many notices were sent.
+    pub async fn refresh_compliance(&self) -> Result<usize, StoreError> {
+        let fleet = console::fleet::Fleet::load(&self.state).await?;
+        overdue::notify(&self.state, &fleet).await
     }
 
     /// Validates and stores a policy version, waking this process's long-polls.
@@ -299,6 +354,16 @@ impl App {
     /// Starts serving on `addr` (port 0 picks a free port) in background tasks. An `App`
     /// serves once: shutting the server down also ends anything else its clones serve.
     pub async fn bind(self, addr: SocketAddr) -> Result<RunningServer, ServerError> {
+        self.bind_with(addr, None).await
+    }
+
+    /// [`App::bind`], terminating TLS with `tls` when given.
+    pub async fn bind_with(
+        self,
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Result<RunningServer, ServerError> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -323,19 +388,46 @@ impl App {
             shutdown.clone(),
         ));
 
+        drop(retention::spawn_pruner(
+            Arc::clone(&self.state.store),
+            Arc::clone(&self.state.clock),
+            self.state.report_retention,
+            shutdown.clone(),
+        ));
+
+        // The console's compliance history: the trend chart has a point for every day the
+        // server runs, whether or not anyone looks at the overview that day.
+        drop(console::spawn_refresher(
+            Arc::clone(&self.state),
+            std::time::Duration::from_secs(15 * 60),
+            shutdown.clone(),
+        ));
+
         let router = self.router();
         let serve_shutdown = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(serve_shutdown.cancelled_owned())
-            .await
-        });
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let server = match tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(serve_shutdown.cancelled_owned())
+                    .await
+            }),
+            Some(acceptor) => {
+                let listener = tls::TlsListener::new(listener, acceptor)
+                    .map_err(|source| ServerError::Bind { addr, source })?;
+                // `tap_io` only so axum's connect-info for `SocketAddr` applies.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |_| ());
+                tokio::spawn(async move {
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(serve_shutdown.cancelled_owned())
+                        .await
+                })
+            }
+        };
         tracing::info!(%local_addr, backend = self.state.store.backend(), "serving");
         Ok(RunningServer {
             local_addr,
+            scheme,
             app: self,
             server,
             follower,
@@ -349,6 +441,8 @@ impl App {
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
+    /// `http`, or `https` when the server terminates TLS.
+    scheme: &'static str,
     app: App,
     server: JoinHandle<std::io::Result<()>>,
     follower: JoinHandle<()>,
@@ -360,9 +454,9 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// `http://IP:PORT`, with no trailing slash.
+    /// `http://IP:PORT` (`https://` with TLS), with no trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        format!("{}://{}", self.scheme, self.local_addr)
     }
 
     pub fn app(&self) -> &App {
@@ -394,7 +488,11 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let server = App::open(&config).await?.bind(config.listen).await?;
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let server = App::open(&config)
+        .await?
+        .bind_with(config.listen, tls)
+        .await?;
     let mut stdout = std::io::stdout().lock();
     // A closed stdout must not stop the server; the address is in the log as well.
     let _ = writeln!(stdout, "listening on {}", server.url()).and_then(|()| stdout.flush());

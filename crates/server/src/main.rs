@@ -80,6 +80,47 @@ enum Command {
         /// limit off, e.g. for a fleet simulator enrolling thousands of agents from one host.
         #[arg(long, env = "TANDEM_SERVER_ENROLL_RATE_LIMIT", value_name = "N")]
         enroll_rate_limit: Option<u32>,
+        /// Requests allowed per device or API token per minute (also the burst); 0 turns the
+        /// limit off. Default: 300 a minute with bursts of 100.
+        #[arg(long, env = "TANDEM_SERVER_TOKEN_RATE_LIMIT", value_name = "N")]
+        token_rate_limit: Option<u32>,
+        /// Days raw reports are kept (each device's newest is kept regardless); default 90.
+        #[arg(long, env = "TANDEM_SERVER_REPORT_RETENTION_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+        report_retention_days: Option<u32>,
+        /// A reverse proxy (address or CIDR) whose X-Forwarded-For header names the client;
+        /// repeat for several. Without it the header is ignored.
+        #[arg(
+            long = "trusted-proxy",
+            env = "TANDEM_SERVER_TRUSTED_PROXIES",
+            value_name = "CIDR",
+            value_delimiter = ','
+        )]
+        trusted_proxies: Vec<String>,
+        /// Terminate TLS with this certificate chain (PEM, server certificate first).
+        #[arg(
+            long,
+            env = "TANDEM_SERVER_TLS_CERT",
+            value_name = "FILE",
+            requires = "tls_key"
+        )]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM) of --tls-cert.
+        #[arg(
+            long,
+            env = "TANDEM_SERVER_TLS_KEY",
+            value_name = "FILE",
+            requires = "tls_cert"
+        )]
+        tls_key: Option<PathBuf>,
+        /// The agent updater's public key: the contents of the `.pub` file written by
+        /// `tauri signer generate` (the same value as `pubkey` in tauri.conf.json). Release
+        /// uploads whose signature does not verify with it are refused.
+        #[arg(long, env = "TANDEM_SERVER_UPDATER_PUBKEY", value_name = "KEY")]
+        updater_pubkey: Option<String>,
+        /// The address agents use for this server, for artifact URLs in update answers
+        /// (default: the `Host` each agent asked).
+        #[arg(long, env = "TANDEM_SERVER_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
     },
     /// Manage enrolment secrets.
     #[command(subcommand)]
@@ -93,6 +134,22 @@ enum Command {
     /// Export fleet data for auditors.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Manage IT console accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a console account. The password is read from TANDEM_SERVER_ADMIN_PASSWORD or,
+    /// when unset, from the first line of stdin; the TOTP secret is printed alone on the last
+    /// line, after the otpauth:// URI for authenticator apps.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_enum, default_value = "admin")]
+        role: RoleArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,7 +228,45 @@ async fn run(cli: Cli) -> Result<()> {
             identity_sources,
             webhooks,
             enroll_rate_limit,
+            token_rate_limit,
+            trusted_proxies,
+            report_retention_days,
+            tls_cert,
+            tls_key,
+            updater_pubkey,
+            public_url,
         } => {
+            if let Some(key) = &updater_pubkey {
+                tandem_server::releases::check_public_key(key)
+                    .context("--updater-pubkey is not an updater public key")?;
+            }
+            config.updater_public_key = updater_pubkey;
+            config.public_url = public_url.map(|u| u.trim_end_matches('/').to_owned());
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                config.tls = Some(tandem_server::tls::TlsFiles { cert, key });
+            }
+            if let Some(days) = report_retention_days {
+                config.report_retention =
+                    std::time::Duration::from_secs(u64::from(days) * 24 * 60 * 60);
+            }
+            if let Some(n) = token_rate_limit {
+                config.token_rate_limit = (n > 0).then_some(tandem_server::config::RateLimit {
+                    per_minute: n,
+                    burst: n,
+                });
+            }
+            for proxy in &trusted_proxies {
+                let net = match proxy.parse::<ipnet::IpNet>() {
+                    Ok(net) => net,
+                    Err(_) => proxy
+                        .parse::<std::net::IpAddr>()
+                        .map(ipnet::IpNet::from)
+                        .with_context(|| {
+                            format!("--trusted-proxy {proxy}: not an address or CIDR")
+                        })?,
+                };
+                config.trusted_proxies.push(net);
+            }
             if let Some(n) = enroll_rate_limit {
                 config.enroll_rate_limit = (n > 0).then_some(tandem_server::config::RateLimit {
                     per_minute: n,
@@ -240,6 +335,31 @@ async fn run(cli: Cli) -> Result<()> {
                 "group {} version {} etag {}{note}",
                 p.group, p.version, p.etag
             );
+        }
+        Command::Admin(AdminCommand::Create { username, role }) => {
+            let app = open(&config).await?;
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Viewer => Role::Viewer,
+            };
+            let password = match std::env::var("TANDEM_SERVER_ADMIN_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("could not read the password from stdin")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let secret = app.create_console_admin(&username, &password, role).await?;
+            println!("console account {username} with role {}", role.as_str());
+            println!(
+                "add to an authenticator app: {}",
+                tandem_server::console::auth::provisioning_uri(&username, &secret)
+            );
+            println!("TOTP secret:");
+            println!("{secret}");
         }
         Command::Export(ExportCommand::Compliance { output }) => {
             let app = open(&config).await?;

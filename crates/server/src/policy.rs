@@ -42,6 +42,39 @@ pub async fn effective(store: &dyn Store, group: &str) -> Result<StoredPolicy, S
         .unwrap_or_else(|| BUILTIN.clone()))
 }
 
+/// Signed policies by etag. An etag names exactly the bytes a signature covers, so an entry
+/// can never go stale; after a push, ten thousand woken long-polls share one signing.
+#[derive(Debug, Default)]
+pub struct SignedCache(
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<SignedPolicy>>>,
+);
+
+/// Versions in flight at once are few (one per group); more than this is a reason to start over.
+const SIGNED_CACHE_MAX: usize = 256;
+
+impl SignedCache {
+    pub fn get(
+        &self,
+        signer: &PolicySigner,
+        policy: &StoredPolicy,
+    ) -> std::sync::Arc<SignedPolicy> {
+        let mut map = match self.0.lock() {
+            Ok(map) => map,
+            // A panic while holding the lock left a map that is still a valid cache.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(hit) = map.get(&policy.etag) {
+            return std::sync::Arc::clone(hit);
+        }
+        if map.len() >= SIGNED_CACHE_MAX {
+            map.clear();
+        }
+        let signed = std::sync::Arc::new(sign(signer, policy));
+        map.insert(policy.etag.clone(), std::sync::Arc::clone(&signed));
+        signed
+    }
+}
+
 /// The signed form an agent verifies against the key it pinned at enrolment.
 pub fn sign(signer: &PolicySigner, policy: &StoredPolicy) -> SignedPolicy {
     SignedPolicy {

@@ -33,6 +33,7 @@ const IN_FLIGHT: usize = 32;
 pub enum EventKind {
     PhishingReported,
     DeviceFixed,
+    DeviceOverdue,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -87,6 +88,15 @@ pub enum Event {
         hostname: String,
         at: DateTime<Utc>,
     },
+    /// One or more of a device's checks passed their deadline.
+    DeviceOverdue {
+        device_id: Uuid,
+        hostname: String,
+        user: Option<String>,
+        /// `(check, deadline)` for each check that became overdue.
+        checks: Vec<(String, DateTime<Utc>)>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -94,6 +104,7 @@ impl Event {
         match self {
             Event::PhishingReported { .. } => EventKind::PhishingReported,
             Event::DeviceFixed { .. } => EventKind::DeviceFixed,
+            Event::DeviceOverdue { .. } => EventKind::DeviceOverdue,
         }
     }
 
@@ -114,6 +125,24 @@ impl Event {
                 hostname,
                 at,
             } => (*at, json!({"device_id": device_id, "hostname": hostname})),
+            Event::DeviceOverdue {
+                device_id,
+                hostname,
+                user,
+                checks,
+                at,
+            } => (
+                *at,
+                json!({
+                    "device_id": device_id,
+                    "hostname": hostname,
+                    "user": user,
+                    "checks": checks
+                        .iter()
+                        .map(|(check, deadline)| json!({"check": check, "deadline": deadline}))
+                        .collect::<Vec<_>>(),
+                }),
+            ),
         }
     }
 
@@ -146,6 +175,23 @@ impl Event {
             }
             Event::DeviceFixed { hostname, .. } => {
                 format!("Device {} has no failing checks any more", quote(hostname))
+            }
+            Event::DeviceOverdue {
+                hostname,
+                user,
+                checks,
+                ..
+            } => {
+                let names: Vec<&str> = checks.iter().map(|(c, _)| c.as_str()).collect();
+                let whose = user
+                    .as_deref()
+                    .map(|u| format!(" ({})", quote(u)))
+                    .unwrap_or_default();
+                format!(
+                    "Device {}{whose} is overdue: {}",
+                    quote(hostname),
+                    names.join(", ")
+                )
             }
         }
     }

@@ -18,10 +18,9 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, DeviceAuth, PeerAddr, RawJson};
 use super::{validate, SharedState};
+use crate::batch::{IngestError, QueuedReport};
 use crate::keys::{hash_secret, new_secret};
-use crate::store::{
-    EnrollOutcome, IngestOutcome, NewDevice, NewReport, StoredPolicy, DEFAULT_GROUP,
-};
+use crate::store::{EnrollOutcome, IngestOutcome, NewDevice, StoredPolicy, DEFAULT_GROUP};
 use crate::{policy, webhooks};
 
 /// `POST /api/v1/enroll`.
@@ -99,15 +98,21 @@ pub async fn report(
     } else {
         0
     };
+    let hostname = body.value.inventory.device.hostname.clone();
+    let sent_at = body.value.sent_at;
     let outcome = state
-        .store
-        .ingest_report(NewReport {
+        .writers
+        .ingest(QueuedReport {
             device_id: device.id,
-            report: &body.value,
-            raw: &body.raw,
+            report: body.value,
+            raw: body.raw,
             received_at: now,
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            IngestError::Full => ApiError::Overloaded,
+            IngestError::Store(e) => e.into(),
+        })?;
     if fixed_hook
         && failing_before > 0
         && outcome == IngestOutcome::Stored
@@ -115,13 +120,13 @@ pub async fn report(
     {
         state.webhooks.send(webhooks::Event::DeviceFixed {
             device_id: device.id,
-            hostname: body.value.inventory.device.hostname.clone(),
+            hostname,
             at: now,
         });
     }
     if outcome == IngestOutcome::Stored {
         state.metrics.reports_ingested.inc();
-        let lag = (now - body.value.sent_at).num_milliseconds().max(0);
+        let lag = (now - sent_at).num_milliseconds().max(0);
         state.metrics.ingest_lag.observe(lag as f64 / 1000.0);
     }
     let status = match outcome {
@@ -234,18 +239,13 @@ pub async fn policy(
         if !known.matches(&current.etag) {
             // Which version a device holds is for the admin's view only; failing to note it
             // must not cost the device its policy.
-            if let Err(e) = state
-                .store
-                .record_policy_delivered(device.id, current.version)
-                .await
-            {
-                tracing::warn!(device_id = %device.id, error = %e, "could not record policy delivery");
-            }
-            let signed = policy::sign(&state.signer, &current);
+            // Written behind, in batches: after a push every device asks at once.
+            state.writers.policy_delivered(device.id, current.version);
+            let signed = state.signed_policies.get(&state.signer, &current);
             return Ok((
                 StatusCode::OK,
                 [(header::ETAG, etag_header(&current.etag)?)],
-                Json(signed),
+                Json(&*signed),
             )
                 .into_response());
         }

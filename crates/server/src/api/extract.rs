@@ -1,6 +1,8 @@
 //! Request extractors that fail with `ApiError` (problem+json) instead of axum's plain-text
 //! rejections: JSON bodies, query strings, device tokens and API tokens.
 
+use std::net::IpAddr;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
@@ -11,6 +13,7 @@ use serde_json::error::Category;
 use super::error::ApiError;
 use super::SharedState;
 use crate::keys::hash_secret;
+use crate::store::SecretHash;
 use crate::store::{AuthedApiToken, AuthedDevice, Role};
 
 /// A JSON body, parsed with problem+json errors: syntax errors are 400, well-formed JSON of
@@ -111,22 +114,76 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-/// The peer's address, when the server was started with connection info (`App::bind`
-/// does; a router served some other way may not be).
+/// The client's address, when the server was started with connection info (`App::bind`
+/// does; a router served some other way may not be). Behind a trusted reverse proxy it is
+/// the address the proxies recorded in `X-Forwarded-For`.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub Option<std::net::IpAddr>);
+pub struct PeerAddr(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+impl FromRequestParts<SharedState> for PeerAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(PeerAddr(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        Ok(PeerAddr(peer.map(|peer| {
+            client_addr(peer, &parts.headers, &state.trusted_proxies)
+        })))
     }
+}
+
+/// The client behind `peer`: `peer` itself unless it is a trusted proxy; then, walking
+/// `X-Forwarded-For` from the right (the entry the nearest proxy appended), the first address
+/// that is not a trusted proxy. Entries left of it are the client's own say and are ignored,
+/// so a client cannot pick the address its rate limit is keyed by. A malformed entry stops
+/// the walk at the last address known good.
+pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let entries = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for entry in entries.into_iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// Takes one request from a token's bucket (keyed by the token's hash, so the limiter holds
+/// no secret), or answers 429 with the wait.
+fn spend_token_budget(state: &SharedState, hash: &SecretHash) -> Result<(), ApiError> {
+    let Some(limiter) = &state.token_limiter else {
+        return Ok(());
+    };
+    if let Err(not_until) = limiter.check_key(hash) {
+        let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+        return Err(ApiError::TooManyRequests(not_until.wait_time_from(now)));
+    }
+    // Random tokens would each add a bucket: forget the ones that are full again.
+    if limiter.len() > 100_000 {
+        limiter.retain_recent();
+    }
+    Ok(())
 }
 
 /// The enrolled device a request's bearer token belongs to. An unknown or revoked token is
@@ -141,8 +198,9 @@ impl FromRequestParts<SharedState> for DeviceAuth {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers)?;
-        let device = state.store.device_by_token(&hash_secret(token)).await?;
+        let hash = hash_secret(bearer(&parts.headers)?);
+        spend_token_budget(state, &hash)?;
+        let device = state.store.device_by_token(&hash).await?;
         device.map(DeviceAuth).ok_or(ApiError::EnrollAgain)
     }
 }
@@ -175,10 +233,59 @@ impl FromRequestParts<SharedState> for AdminAuth {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers)?;
-        let found = state.store.api_token_by_hash(&hash_secret(token)).await?;
+        let hash = hash_secret(bearer(&parts.headers)?);
+        spend_token_budget(state, &hash)?;
+        let found = state.store.api_token_by_hash(&hash).await?;
         found
             .map(AdminAuth)
             .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API token".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", value.parse().unwrap());
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_direct_client_is_its_own_address_whatever_it_claims() {
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_addr(ip("203.0.113.7"), &xff("1.2.3.4"), &trusted),
+            ip("203.0.113.7")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_nearest_untrusted_entry_is_the_client() {
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        // The client forged the first entry; the proxies appended the real one and their own.
+        let headers = xff("6.6.6.6, 198.51.100.9, 10.0.0.3");
+        assert_eq!(
+            client_addr(ip("10.0.0.2"), &headers, &trusted),
+            ip("198.51.100.9")
+        );
+    }
+
+    #[test]
+    fn a_garbled_header_leaves_the_last_good_address() {
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_addr(ip("10.0.0.2"), &xff("<script>, 10.0.0.3"), &trusted),
+            ip("10.0.0.3")
+        );
+        assert_eq!(
+            client_addr(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
     }
 }

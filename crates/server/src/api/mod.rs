@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use tandem_proto::v1;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod phishing;
+pub mod updates;
 pub mod validate;
 
 use error::ApiError;
@@ -57,6 +58,8 @@ pub const POLICY_BODY_LIMIT: usize = 256 * 1024;
 pub const PHISHING_BODY_LIMIT: usize = phishing::MAX_MESSAGE + 64 * 1024;
 /// 100,000 users of a bulk identity import, with room to spare.
 pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// An agent release artifact (an AppImage, MSI or app bundle) with the form around it.
+pub const RELEASE_BODY_LIMIT: usize = updates::MAX_ARTIFACT + 64 * 1024;
 /// Everything else takes no body worth the name.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 
@@ -72,10 +75,31 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     pub identity_sources: Vec<crate::identity::sources::SourceConfig>,
     pub webhooks: crate::webhooks::Webhooks,
+    /// The configured hooks, for the console's read-only list (their secrets stay unshown).
+    pub webhook_configs: Vec<crate::webhooks::WebhookConfig>,
     pub metrics: crate::metrics::SharedMetrics,
     /// Enrolments per source address; `None` turns the limit off.
     pub enroll_limiter: Option<Arc<EnrollLimiter>>,
+    /// Requests per token (device or API), keyed by the token's hash; `None`: no limit.
+    pub token_limiter: Option<Arc<TokenLimiter>>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long raw reports are kept.
+    pub report_retention: Duration,
+    /// The batched writers of reports and policy deliveries.
+    pub writers: crate::batch::Writers,
+    /// Signed policies by etag.
+    pub signed_policies: crate::policy::SignedCache,
+    /// The updater key and the public address, for agent releases.
+    pub updates: updates::UpdateSettings,
 }
+
+/// A token bucket per token hash.
+pub type TokenLimiter = governor::RateLimiter<
+    [u8; 32],
+    governor::state::keyed::DefaultKeyedStateStore<[u8; 32]>,
+    governor::clock::DefaultClock,
+>;
 
 /// A token bucket per source address.
 pub type EnrollLimiter = governor::RateLimiter<
@@ -136,6 +160,15 @@ pub fn router(state: SharedState) -> Router {
         )
         .route(PATH_ADMIN_IDENTITY_SOURCES, get(admin::identity_sources))
         .route(PATH_ADMIN_EXPORT_COMPLIANCE, get(admin::export_compliance))
+        .route(v1::PATH_UPDATE, get(updates::check))
+        .route(v1::PATH_UPDATE_ARTIFACT, get(updates::artifact))
+        .route(
+            v1::PATH_ADMIN_RELEASES,
+            get(updates::list_releases)
+                .post(updates::upload_release)
+                .layer(DefaultBodyLimit::max(RELEASE_BODY_LIMIT)),
+        )
+        .route(v1::PATH_ADMIN_GROUP_CHANNEL, put(updates::set_channel))
         .route(PATH_OPENAPI, get(openapi::serve))
         .route("/metrics", get(crate::metrics::serve))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -144,6 +177,8 @@ pub fn router(state: SharedState) -> Router {
         ))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        // The IT console's HTML pages, with their own headers and body limit.
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))

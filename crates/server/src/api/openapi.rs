@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, agent, phishing};
+use super::{admin, agent, phishing, updates};
 use crate::diff;
 use crate::store;
 
@@ -21,6 +21,8 @@ use crate::store;
         admin::policy_diff, admin::enroll_secrets, admin::create_enroll_secret,
         admin::expire_enroll_secret, admin::audit, admin::export_compliance, admin::identities,
         admin::import_identities, admin::identity_sources, phishing::inbox, phishing::message,
+        updates::check, updates::artifact, updates::upload_release, updates::list_releases,
+        updates::set_channel,
     ),
     components(schemas(
         store::AuditEntry, store::DeviceSummary, store::DeviceDetail, store::ReportSummary,
@@ -28,7 +30,8 @@ use crate::store;
         store::PolicyVersionDetail, store::IdentityFact, store::SourceHealth,
         store::PhishingReportInfo, diff::Change, diff::ChangeKind, admin::PolicyDiff,
         admin::EnrollSecretView, admin::CreatedSecretView, admin::ImportOutcome,
-        phishing::PhishingAck,
+        phishing::PhishingAck, store::releases::ReleaseInfo, updates::UpdateJson,
+        updates::ChannelBody,
     )),
     modifiers(&BearerTokens),
 )]

@@ -26,7 +26,9 @@ use uuid::Uuid;
 
 use crate::hub::PolicyHub;
 
+pub mod console;
 pub mod postgres;
+pub mod releases;
 pub mod sqlite;
 
 /// The group every device falls back to, created by the first migration of every backend.
@@ -45,6 +47,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database URL scheme `{0}` is not supported (use sqlite://PATH or postgres://…)")]
     UnsupportedUrl(String),
+    /// The database was too busy for a batch this request was part of; try again.
+    #[error("the database is busy")]
+    Busy,
     /// Stored data that no longer parses: a bug or a hand-edited database.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -55,7 +60,7 @@ impl StoreError {
     /// the API can answer 503 with `Retry-After` instead of 500.
     pub fn is_overloaded(&self) -> bool {
         match self {
-            StoreError::Database(sqlx::Error::PoolTimedOut) => true,
+            StoreError::Busy | StoreError::Database(sqlx::Error::PoolTimedOut) => true,
             StoreError::Database(sqlx::Error::Database(e)) => {
                 // SQLITE_BUSY (5) and SQLITE_LOCKED (6), including their extended codes;
                 // PostgreSQL's lock_not_available (55P03), too_many_connections (53300),
@@ -264,6 +269,8 @@ pub mod action {
     pub const API_TOKEN_CREATE: &str = "api_token.create";
     pub const DEVICE_REVOKE: &str = "device.revoke";
     pub const IDENTITY_IMPORT: &str = "identity.import";
+    pub const RELEASE_CREATE: &str = "release.create";
+    pub const GROUP_CHANNEL_SET: &str = "group.channel";
 }
 
 /// What one identity source says about one user.
@@ -511,6 +518,68 @@ pub trait Store: Send + Sync + 'static {
 
     async fn ingest_report(&self, report: NewReport<'_>) -> Result<IngestOutcome, StoreError>;
 
+    /// Stores several reports in one transaction, their outcomes in order. If it fails,
+    /// nothing of the batch is stored. The default stores them one by one.
+    async fn ingest_reports(
+        &self,
+        reports: &[NewReport<'_>],
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(reports.len());
+        for new in reports {
+            outcomes.push(self.ingest_report(*new).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Deletes raw reports received before `before`, except each device's newest (the device
+    /// page shows it), at most `batch` rows per call so no call holds the database for long.
+    /// Returns how many were deleted. The latest results and the events stay.
+    async fn prune_reports(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError>;
+
+    /// Claims the "became overdue" notice of one device × check × deadline; `true` for the
+    /// first caller only, so that of several replicas exactly one sends the webhook.
+    async fn claim_overdue_notice(
+        &self,
+        device: Uuid,
+        check: &str,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    // Agent releases for the updater (issue 8).
+
+    /// Stores a release (its artifact once per content) with its audit entry, then deletes
+    /// the channel and target's releases beyond the newest `keep` and artifacts no release
+    /// uses any more. `false` when that channel, target and version exist: nothing written.
+    async fn create_release(
+        &self,
+        release: &releases::NewRelease,
+        keep: u32,
+    ) -> Result<bool, StoreError>;
+
+    /// The newest release for `target` on the channel `group` follows (`stable` unless IT
+    /// chose another).
+    async fn offered_release(
+        &self,
+        group: &str,
+        target: &str,
+    ) -> Result<Option<releases::ReleaseInfo>, StoreError>;
+
+    /// Every stored release, newest upload first.
+    async fn list_releases(&self) -> Result<Vec<releases::ReleaseInfo>, StoreError>;
+
+    /// The artifact with this SHA-256 (lower-case hex), if a release still uses it.
+    async fn release_artifact(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Points a group at a channel, with its audit entry; `false` when there is no such
+    /// group. Setting the channel it already follows changes and records nothing.
+    async fn set_group_channel(
+        &self,
+        group: &str,
+        channel: &str,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError>;
+
     /// The latest version of `group`'s policy, else of the default group's; `None` when
     /// neither has one (the built-in defaults apply).
     async fn effective_policy(&self, group: &str) -> Result<Option<StoredPolicy>, StoreError>;
@@ -600,6 +669,18 @@ pub trait Store: Send + Sync + 'static {
 
     async fn record_policy_delivered(&self, device: Uuid, version: i64) -> Result<(), StoreError>;
 
+    /// Many deliveries at once (the write-behind after a push). The default writes them one
+    /// by one.
+    async fn record_policies_delivered(
+        &self,
+        deliveries: &[(Uuid, i64)],
+    ) -> Result<(), StoreError> {
+        for (device, version) in deliveries {
+            self.record_policy_delivered(*device, *version).await?;
+        }
+        Ok(())
+    }
+
     async fn create_api_token(&self, token: &NewApiToken) -> Result<(), StoreError>;
 
     async fn api_token_by_hash(
@@ -621,6 +702,102 @@ pub trait Store: Send + Sync + 'static {
         hub: Arc<PolicyHub>,
         shutdown: CancellationToken,
     ) -> Result<ChangeFeed, StoreError>;
+
+    // The IT console (issue 7): admin accounts, sessions, compliance history, triage.
+
+    /// Creates a console account with its audit entry; `false` when the username is taken.
+    async fn create_console_admin(
+        &self,
+        admin: &console::NewConsoleAdmin,
+    ) -> Result<bool, StoreError>;
+
+    async fn console_admin_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<console::ConsoleAdminAuth>, StoreError>;
+
+    /// Counts a failed sign-in; at `max_failures` the account locks until `now + lock_for`
+    /// and the count starts again.
+    async fn console_login_failed(
+        &self,
+        admin: Uuid,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lock_for: chrono::Duration,
+    ) -> Result<console::LoginFailure, StoreError>;
+
+    /// Records a successful sign-in with TOTP time step `step` and opens the session, unless
+    /// a code of that step or a later one was used already (a replayed code): `false` then,
+    /// and nothing is written.
+    async fn console_login_succeeded(
+        &self,
+        step: i64,
+        session: &console::NewConsoleSession,
+    ) -> Result<bool, StoreError>;
+
+    /// The account behind a session, unless it expired or the account is disabled.
+    async fn console_session(
+        &self,
+        token_hash: &SecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<console::ConsoleSession>, StoreError>;
+
+    async fn delete_console_session(&self, token_hash: &SecretHash) -> Result<(), StoreError>;
+
+    /// Accounts by username.
+    async fn list_console_admins(&self) -> Result<Vec<console::ConsoleAdminInfo>, StoreError>;
+
+    /// Changes an account's role; `false` when there is no such account.
+    async fn set_console_admin_role(
+        &self,
+        id: Uuid,
+        role: Role,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError>;
+
+    /// Disables an account and ends its sessions; `false` when there is no such account.
+    async fn disable_console_admin(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError>;
+
+    /// Brings the "failing since" table up to date with the latest results: a check that
+    /// fails (or warns) now and did not before starts its streak at its observation time; a
+    /// check that no longer fails ends its streak.
+    async fn refresh_failing_since(&self) -> Result<(), StoreError>;
+
+    /// Every open failing streak: (device, check id, since).
+    async fn failing_since(&self) -> Result<Vec<(Uuid, String, DateTime<Utc>)>, StoreError>;
+
+    /// Stores one day's counts, replacing that day's earlier counts.
+    async fn record_daily_compliance(
+        &self,
+        days: &[console::DailyCompliance],
+    ) -> Result<(), StoreError>;
+
+    /// Stored days from `from` on, oldest first.
+    async fn daily_compliance(
+        &self,
+        from: chrono::NaiveDate,
+    ) -> Result<Vec<console::DailyCompliance>, StoreError>;
+
+    /// A device's newest stored reports, newest first.
+    async fn device_report_bodies(
+        &self,
+        device: Uuid,
+        limit: u32,
+    ) -> Result<Vec<console::StoredReportBody>, StoreError>;
+
+    /// API tokens, newest first.
+    async fn list_api_tokens(&self) -> Result<Vec<console::ApiTokenInfo>, StoreError>;
+
+    /// Revokes an API token; `false` when there is no such token or it was revoked already.
+    async fn revoke_api_token(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError>;
+
+    /// Sets a phishing report's triage; `false` when there is no such report.
+    async fn set_phishing_triage(
+        &self,
+        triage: &console::PhishingTriage,
+    ) -> Result<bool, StoreError>;
+
+    async fn list_phishing_triage(&self) -> Result<Vec<console::PhishingTriage>, StoreError>;
 }
 
 // Helpers both backends share: JSON columns, enum columns and the device filter.

@@ -30,13 +30,14 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    action, contains_pattern, device_filter_sql, latest_per_user, parse_check_result, parse_json,
-    parse_name, parse_opt_json, to_json_text, AuditEntry, AuditQuery, AuthedApiToken, AuthedDevice,
-    ChangeBy, ChangeFeed, DeviceDetail, DeviceFilter, DevicePage, DeviceSummary, EnrollOutcome,
-    EnrollSecretInfo, EventRecord, GroupInfo, IdentityFact, IngestOutcome, NewApiToken, NewDevice,
-    NewEnrollSecret, NewPhishingReport, NewPolicy, NewReport, PhishingReportInfo,
-    PolicyVersionDetail, PolicyVersionInfo, PutPolicyOutcome, ReportSummary, Role, SecretHash,
-    SourceHealth, Store, StoreError, StoreOptions, StoredPolicy, DEFAULT_GROUP,
+    action, console, contains_pattern, device_filter_sql, latest_per_user, parse_check_result,
+    parse_json, parse_name, parse_opt_json, releases, to_json_text, AuditEntry, AuditQuery,
+    AuthedApiToken, AuthedDevice, ChangeBy, ChangeFeed, DeviceDetail, DeviceFilter, DevicePage,
+    DeviceSummary, EnrollOutcome, EnrollSecretInfo, EventRecord, GroupInfo, IdentityFact,
+    IngestOutcome, NewApiToken, NewDevice, NewEnrollSecret, NewPhishingReport, NewPolicy,
+    NewReport, PhishingReportInfo, PolicyVersionDetail, PolicyVersionInfo, PutPolicyOutcome,
+    ReportSummary, Role, SecretHash, SourceHealth, Store, StoreError, StoreOptions, StoredPolicy,
+    DEFAULT_GROUP,
 };
 use crate::hub::PolicyHub;
 use crate::keys::policy_etag;
@@ -143,6 +144,29 @@ async fn audit(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The columns `release_from_row` reads, over `releases r JOIN release_artifacts a`.
+const RELEASE_COLUMNS: &str = "r.channel, r.target, r.version, r.signature, r.notes, r.sha256,
+    a.size, r.created_at, r.created_by";
+
+fn release_from_row(row: &PgRow) -> Result<releases::ReleaseInfo, StoreError> {
+    Ok(releases::ReleaseInfo {
+        channel: row.try_get("channel")?,
+        target: row.try_get("target")?,
+        version: row.try_get("version")?,
+        signature: row.try_get("signature")?,
+        notes: row.try_get("notes")?,
+        sha256: row.try_get("sha256")?,
+        size: row.try_get("size")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+/// A version part as the database stores it (a signed 64-bit integer).
+fn release_part(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("version part {n} is too large")))
 }
 
 /// The columns `device_from_row` reads.
@@ -378,130 +402,226 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn ingest_report(&self, new: NewReport<'_>) -> Result<IngestOutcome, StoreError> {
-        let report = new.report;
-        let mut tx = self.pool.begin().await?;
+    async fn claim_overdue_notice(
+        &self,
+        device: Uuid,
+        check: &str,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, report_id) DO NOTHING",
+            "INSERT INTO overdue_notices (device_id, check_id, deadline, sent_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
-        .bind(new.device_id)
-        .bind(report.report_id)
-        .bind(new.received_at)
-        .bind(report.sent_at)
-        .bind(&report.agent_version)
-        .bind(new.raw)
+        .bind(device)
+        .bind(check)
+        .bind(deadline)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn create_release(
+        &self,
+        r: &releases::NewRelease,
+        keep: u32,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO release_artifacts (sha256, bytes, size) VALUES ($1, $2, $3)
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(&r.sha256)
+        .bind(&r.artifact[..])
+        .bind(r.artifact.len() as i64)
+        .execute(&mut *tx)
+        .await?;
+        let version = r.version.to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO releases (channel, target, version, v_major, v_minor, v_patch,
+                signature, notes, sha256, created_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (channel, target, version) DO NOTHING",
+        )
+        .bind(&r.channel)
+        .bind(&r.target)
+        .bind(&version)
+        .bind(release_part(r.version.0)?)
+        .bind(release_part(r.version.1)?)
+        .bind(release_part(r.version.2)?)
+        .bind(&r.signature)
+        .bind(&r.notes)
+        .bind(&r.sha256)
+        .bind(r.by.at)
+        .bind(&r.by.actor)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if inserted == 0 {
-            // Dropping the transaction rolls it back; it wrote nothing anyway.
-            return Ok(IngestOutcome::Replayed);
+            // Dropping the transaction rolls back the artifact row too.
+            return Ok(false);
         }
+        let after = json!({"sha256": r.sha256, "size": r.artifact.len(), "notes": r.notes});
+        let target = format!("release:{}/{}/{version}", r.channel, r.target);
+        audit(
+            &mut tx,
+            &r.by,
+            action::RELEASE_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        sqlx::query(
+            "DELETE FROM releases WHERE channel = $1 AND target = $2 AND id NOT IN (
+                 SELECT id FROM releases WHERE channel = $1 AND target = $2
+                 ORDER BY v_major DESC, v_minor DESC, v_patch DESC LIMIT $3)",
+        )
+        .bind(&r.channel)
+        .bind(&r.target)
+        .bind(i64::from(keep))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM release_artifacts a
+             WHERE NOT EXISTS (SELECT 1 FROM releases r WHERE r.sha256 = a.sha256)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 
-        // Check order is lock order (see the module comment). An outbox may deliver an old
-        // report after a newer one; the newer observation wins whatever the arrival order.
-        let mut results: Vec<&CheckResult> = report.results.iter().collect();
-        results.sort_by_key(|r| r.id);
-        let mut checks = Vec::with_capacity(results.len());
-        let mut statuses = Vec::with_capacity(results.len());
-        let mut observed = Vec::with_capacity(results.len());
-        let mut bodies = Vec::with_capacity(results.len());
-        for r in results {
-            checks.push(r.id.as_str().to_owned());
-            statuses.push(r.status.as_str().to_owned());
-            observed.push(r.observed_at);
-            bodies.push(to_json_text(r)?);
-        }
-        if !checks.is_empty() {
-            sqlx::query(
-                "INSERT INTO latest_results
-                    (device_id, check_id, status, observed_at, result, report_id)
-                 SELECT $1, u.check_id, u.status, u.observed_at, u.result, $2
-                 FROM UNNEST($3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[])
-                    AS u(check_id, status, observed_at, result)
-                 ORDER BY u.check_id
-                 ON CONFLICT (device_id, check_id) DO UPDATE SET
-                    status = EXCLUDED.status, observed_at = EXCLUDED.observed_at,
-                    result = EXCLUDED.result, report_id = EXCLUDED.report_id
-                 WHERE EXCLUDED.observed_at >= latest_results.observed_at",
-            )
-            .bind(new.device_id)
-            .bind(report.report_id)
-            .bind(&checks)
-            .bind(&statuses)
-            .bind(&observed)
-            .bind(&bodies)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        if !report.events.is_empty() {
-            let kinds: Vec<&str> = report.events.iter().map(|e| e.kind.as_str()).collect();
-            let ats: Vec<DateTime<Utc>> = report.events.iter().map(|e| e.at).collect();
-            let event_checks: Vec<Option<&str>> = report
-                .events
-                .iter()
-                .map(|e| e.check_id.map(|c| c.as_str()))
-                .collect();
-            let details: Vec<Option<&str>> =
-                report.events.iter().map(|e| e.detail.as_deref()).collect();
-            sqlx::query(
-                "INSERT INTO events (device_id, report_id, kind, at, check_id, detail)
-                 SELECT $1, $2, u.kind, u.at, u.check_id, u.detail
-                 FROM UNNEST($3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[])
-                    WITH ORDINALITY AS u(kind, at, check_id, detail, n)
-                 ORDER BY u.n",
-            )
-            .bind(new.device_id)
-            .bind(report.report_id)
-            .bind(&kinds)
-            .bind(&ats)
-            .bind(&event_checks)
-            .bind(&details)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        let inv = &report.inventory;
-        // Inventory comes from the newest report by `sent_at`; an old report delivered late
-        // from an outbox only moves `last_report_at`. Each SET sees the row as it was.
-        let newer = "(inventory_at IS NULL OR inventory_at <= $12)";
+    async fn offered_release(
+        &self,
+        group: &str,
+        target: &str,
+    ) -> Result<Option<releases::ReleaseInfo>, StoreError> {
         let sql = format!(
-            "UPDATE devices SET
-                last_report_at = GREATEST(last_report_at, $1),
-                hostname = CASE WHEN {newer} THEN $2 ELSE hostname END,
-                os = CASE WHEN {newer} THEN $3 ELSE os END,
-                os_version = CASE WHEN {newer} THEN $4 ELSE os_version END,
-                model = CASE WHEN {newer} THEN $5 ELSE model END,
-                serial = CASE WHEN {newer} THEN $6 ELSE serial END,
-                agent_version = CASE WHEN {newer} THEN $7 ELSE agent_version END,
-                user_login = CASE WHEN {newer} AND $8 THEN $9 ELSE user_login END,
-                user_email = CASE WHEN {newer} AND $8 THEN $10 ELSE user_email END,
-                applied_policy_etag = CASE WHEN {newer} THEN $11 ELSE applied_policy_etag END,
-                inventory_at = CASE WHEN {newer} THEN $12 ELSE inventory_at END
-             WHERE id = $13"
+            "SELECT {RELEASE_COLUMNS} FROM releases r JOIN release_artifacts a ON a.sha256 = r.sha256
+             WHERE r.target = $1 AND r.channel = COALESCE(
+                 (SELECT channel FROM group_channels WHERE group_name = $2), $3)
+             ORDER BY r.v_major DESC, r.v_minor DESC, r.v_patch DESC LIMIT 1"
         );
         sqlx::query(&sql)
-            .bind(new.received_at)
-            .bind(&inv.device.hostname)
-            .bind(&inv.device.os)
-            .bind(&inv.device.os_version)
-            .bind(&inv.device.model)
-            .bind(&inv.device.serial)
-            .bind(&report.agent_version)
-            // A report without a user leaves the enrolled user as it was.
-            .bind(inv.user.is_some())
-            .bind(inv.user.as_ref().map(|u| u.login.as_str()))
-            .bind(inv.user.as_ref().and_then(|u| u.email.as_deref()))
-            .bind(&report.policy_etag)
-            .bind(report.sent_at)
-            .bind(new.device_id)
-            .execute(&mut *tx)
-            .await?;
+            .bind(target)
+            .bind(group)
+            .bind(releases::DEFAULT_CHANNEL)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(release_from_row)
+            .transpose()
+    }
 
+    async fn list_releases(&self) -> Result<Vec<releases::ReleaseInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases r JOIN release_artifacts a ON a.sha256 = r.sha256
+             ORDER BY r.id DESC"
+        );
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(release_from_row)
+            .collect()
+    }
+
+    async fn release_artifact(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT bytes FROM release_artifacts WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get("bytes")).transpose()?)
+    }
+
+    async fn set_group_channel(
+        &self,
+        group: &str,
+        channel: &str,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Locking the group row makes concurrent changes of one group's channel queue, so
+        // each audit row's `before` is what the previous change left.
+        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = $1 FOR UPDATE")
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT channel FROM group_channels WHERE group_name = $1")
+                .bind(group)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let before = before.unwrap_or_else(|| releases::DEFAULT_CHANNEL.to_owned());
+        if before == channel {
+            return Ok(true);
+        }
+        sqlx::query(
+            "INSERT INTO group_channels (group_name, channel) VALUES ($1, $2)
+             ON CONFLICT (group_name) DO UPDATE SET channel = excluded.channel",
+        )
+        .bind(group)
+        .bind(channel)
+        .execute(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            by,
+            action::GROUP_CHANNEL_SET,
+            &format!("group:{group}"),
+            Some(&json!({"channel": before})),
+            Some(&json!({"channel": channel})),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(IngestOutcome::Stored)
+        Ok(true)
+    }
+
+    async fn prune_reports(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM reports WHERE id IN (
+                 SELECT r.id FROM reports r
+                 WHERE r.received_at < $1
+                   AND r.id <> (SELECT MAX(n.id) FROM reports n WHERE n.device_id = r.device_id)
+                 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted)
+    }
+
+    async fn ingest_report(&self, new: NewReport<'_>) -> Result<IngestOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = ingest_in(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn ingest_reports(
+        &self,
+        reports: &[NewReport<'_>],
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        // Devices in id order, so that batches from several replicas take their row locks in
+        // one order and cannot deadlock each other.
+        let mut order: Vec<usize> = (0..reports.len()).collect();
+        order.sort_by_key(|&i| reports[i].device_id);
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = vec![IngestOutcome::Replayed; reports.len()];
+        for i in order {
+            outcomes[i] = ingest_in(&mut tx, reports[i]).await?;
+        }
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     async fn effective_policy(&self, group: &str) -> Result<Option<StoredPolicy>, StoreError> {
@@ -1260,4 +1380,633 @@ impl Store for PostgresStore {
             }
         }))
     }
+
+    // The IT console (issue 7).
+
+    async fn create_console_admin(
+        &self,
+        admin: &console::NewConsoleAdmin,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO console_admins
+                (id, username, role, password_hash, totp_secret, created_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(admin.id)
+        .bind(&admin.username)
+        .bind(admin.role.as_str())
+        .bind(&admin.password_hash)
+        .bind(&admin.totp_secret)
+        .bind(admin.created_at)
+        .bind(&admin.created_by)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let by = ChangeBy {
+            actor: admin.created_by.clone(),
+            at: admin.created_at,
+        };
+        let after =
+            json!({"id": admin.id, "username": admin.username, "role": admin.role.as_str()});
+        let target = format!("console_admin:{}", admin.id);
+        audit(
+            &mut tx,
+            &by,
+            console::action::ADMIN_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn console_admin_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<console::ConsoleAdminAuth>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, username, role, password_hash, totp_secret, totp_last_step, locked_until,
+                    disabled_at
+             FROM console_admins WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let role: String = row.try_get("role")?;
+            Ok(console::ConsoleAdminAuth {
+                id: row.try_get("id")?,
+                username: row.try_get("username")?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("console admin role `{role}`")))?,
+                password_hash: row.try_get("password_hash")?,
+                totp_secret: row.try_get("totp_secret")?,
+                totp_last_step: row.try_get("totp_last_step")?,
+                locked_until: row.try_get("locked_until")?,
+                disabled: row
+                    .try_get::<Option<DateTime<Utc>>, _>("disabled_at")?
+                    .is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    async fn console_login_failed(
+        &self,
+        admin: Uuid,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lock_for: chrono::Duration,
+    ) -> Result<console::LoginFailure, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let failures: Option<i32> = sqlx::query_scalar(
+            "UPDATE console_admins SET failed_attempts = failed_attempts + 1 WHERE id = $1
+             RETURNING failed_attempts",
+        )
+        .bind(admin)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match failures {
+            Some(n) if i64::from(n) >= i64::from(max_failures) => {
+                let until = now + lock_for;
+                sqlx::query(
+                    "UPDATE console_admins SET failed_attempts = 0, locked_until = $1 WHERE id = $2",
+                )
+                .bind(until)
+                .bind(admin)
+                .execute(&mut *tx)
+                .await?;
+                console::LoginFailure::Locked(until)
+            }
+            _ => console::LoginFailure::Counted,
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn console_login_succeeded(
+        &self,
+        step: i64,
+        session: &console::NewConsoleSession,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE console_admins
+             SET totp_last_step = $1, failed_attempts = 0, locked_until = NULL, last_login_at = $2
+             WHERE id = $3 AND totp_last_step < $4 AND disabled_at IS NULL",
+        )
+        .bind(step)
+        .bind(session.created_at)
+        .bind(session.admin_id)
+        .bind(step)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO console_sessions (token_hash, admin_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&session.token_hash[..])
+        .bind(session.admin_id)
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn console_session(
+        &self,
+        token_hash: &SecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<console::ConsoleSession>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.id, a.username, a.role, s.expires_at
+             FROM console_sessions s JOIN console_admins a ON a.id = s.admin_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND a.disabled_at IS NULL",
+        )
+        .bind(&token_hash[..])
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let role: String = row.try_get("role")?;
+            Ok(console::ConsoleSession {
+                admin_id: row.try_get("id")?,
+                username: row.try_get("username")?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("console admin role `{role}`")))?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_console_session(&self, token_hash: &SecretHash) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM console_sessions WHERE token_hash = $1")
+            .bind(&token_hash[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_console_admins(&self) -> Result<Vec<console::ConsoleAdminInfo>, StoreError> {
+        sqlx::query(
+            "SELECT id, username, role, created_at, created_by, last_login_at, locked_until,
+                    disabled_at
+             FROM console_admins ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let role: String = row.try_get("role")?;
+            Ok(console::ConsoleAdminInfo {
+                id: row.try_get("id")?,
+                username: row.try_get("username")?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("console admin role `{role}`")))?,
+                created_at: row.try_get("created_at")?,
+                created_by: row.try_get("created_by")?,
+                last_login_at: row.try_get("last_login_at")?,
+                locked_until: row.try_get("locked_until")?,
+                disabled_at: row.try_get("disabled_at")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn set_console_admin_role(
+        &self,
+        id: Uuid,
+        role: Role,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT role FROM console_admins WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(before) = before else {
+            return Ok(false);
+        };
+        if before == role.as_str() {
+            return Ok(true);
+        }
+        sqlx::query("UPDATE console_admins SET role = $1 WHERE id = $2")
+            .bind(role.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let target = format!("console_admin:{id}");
+        audit(
+            &mut tx,
+            by,
+            console::action::ADMIN_ROLE,
+            &target,
+            Some(&json!({"role": before})),
+            Some(&json!({"role": role.as_str()})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn disable_console_admin(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT disabled_at FROM console_admins WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match found {
+            None => return Ok(false),
+            Some(Some(_)) => return Ok(true),
+            Some(None) => {}
+        }
+        sqlx::query("UPDATE console_admins SET disabled_at = $1 WHERE id = $2")
+            .bind(by.at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM console_sessions WHERE admin_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let target = format!("console_admin:{id}");
+        audit(
+            &mut tx,
+            by,
+            console::action::ADMIN_DISABLE,
+            &target,
+            None,
+            Some(&json!({"disabled_at": by.at})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn refresh_failing_since(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM console_failing_since WHERE NOT EXISTS (
+                SELECT 1 FROM latest_results r
+                WHERE r.device_id = console_failing_since.device_id
+                  AND r.check_id = console_failing_since.check_id
+                  AND r.status IN ('warn', 'fail'))",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO console_failing_since (device_id, check_id, since)
+             SELECT device_id, check_id, observed_at FROM latest_results
+             WHERE status IN ('warn', 'fail')
+             ON CONFLICT (device_id, check_id) DO NOTHING",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn failing_since(&self) -> Result<Vec<(Uuid, String, DateTime<Utc>)>, StoreError> {
+        sqlx::query("SELECT device_id, check_id, since FROM console_failing_since")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("device_id")?,
+                    row.try_get("check_id")?,
+                    row.try_get("since")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn record_daily_compliance(
+        &self,
+        days: &[console::DailyCompliance],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for d in days {
+            sqlx::query(
+                "INSERT INTO console_compliance_daily (day, check_id, pass, due, overdue, unknown)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (day, check_id) DO UPDATE SET pass = excluded.pass,
+                    due = excluded.due, overdue = excluded.overdue, unknown = excluded.unknown",
+            )
+            .bind(d.day)
+            .bind(&d.check_id)
+            .bind(d.pass)
+            .bind(d.due)
+            .bind(d.overdue)
+            .bind(d.unknown)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn daily_compliance(
+        &self,
+        from: chrono::NaiveDate,
+    ) -> Result<Vec<console::DailyCompliance>, StoreError> {
+        sqlx::query(
+            "SELECT day, check_id, pass, due, overdue, unknown FROM console_compliance_daily
+             WHERE day >= $1 ORDER BY day, check_id",
+        )
+        .bind(from)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(console::DailyCompliance {
+                day: row.try_get("day")?,
+                check_id: row.try_get("check_id")?,
+                pass: row.try_get("pass")?,
+                due: row.try_get("due")?,
+                overdue: row.try_get("overdue")?,
+                unknown: row.try_get("unknown")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn device_report_bodies(
+        &self,
+        device: Uuid,
+        limit: u32,
+    ) -> Result<Vec<console::StoredReportBody>, StoreError> {
+        sqlx::query(
+            "SELECT received_at, body FROM reports WHERE device_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(device)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(console::StoredReportBody {
+                received_at: row.try_get("received_at")?,
+                body: row.try_get("body")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn list_api_tokens(&self) -> Result<Vec<console::ApiTokenInfo>, StoreError> {
+        sqlx::query(
+            "SELECT id, name, role, created_at, created_by, revoked_at FROM api_tokens
+             ORDER BY created_at DESC, id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let role: String = row.try_get("role")?;
+            Ok(console::ApiTokenInfo {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("api token role `{role}`")))?,
+                created_at: row.try_get("created_at")?,
+                created_by: row.try_get("created_by")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn revoke_api_token(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(by.at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        let target = format!("api_token:{id}");
+        audit(
+            &mut tx,
+            by,
+            console::action::API_TOKEN_REVOKE,
+            &target,
+            None,
+            Some(&json!({"revoked_at": by.at})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_phishing_triage(
+        &self,
+        triage: &console::PhishingTriage,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1::BIGINT FROM phishing_reports WHERE id = $1")
+                .bind(triage.report_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO console_phishing_triage (report_id, status, reply, updated_at, updated_by)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (report_id) DO UPDATE SET status = excluded.status,
+                reply = excluded.reply, updated_at = excluded.updated_at,
+                updated_by = excluded.updated_by",
+        )
+        .bind(triage.report_id)
+        .bind(&triage.status)
+        .bind(&triage.reply)
+        .bind(triage.updated_at)
+        .bind(&triage.updated_by)
+        .execute(&mut *tx)
+        .await?;
+        let by = ChangeBy {
+            actor: triage.updated_by.clone(),
+            at: triage.updated_at,
+        };
+        let target = format!("phishing_report:{}", triage.report_id);
+        audit(
+            &mut tx,
+            &by,
+            console::action::PHISHING_TRIAGE,
+            &target,
+            None,
+            Some(&json!({"status": triage.status, "reply": triage.reply})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_phishing_triage(&self) -> Result<Vec<console::PhishingTriage>, StoreError> {
+        sqlx::query(
+            "SELECT report_id, status, reply, updated_at, updated_by FROM console_phishing_triage",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(console::PhishingTriage {
+                report_id: row.try_get("report_id")?,
+                status: row.try_get("status")?,
+                reply: row.try_get("reply")?,
+                updated_at: row.try_get("updated_at")?,
+                updated_by: row.try_get("updated_by")?,
+            })
+        })
+        .collect()
+    }
+}
+
+/// One report's writes, inside the caller's transaction. A replay writes nothing.
+async fn ingest_in(
+    tx: &mut sqlx::PgConnection,
+    new: NewReport<'_>,
+) -> Result<IngestOutcome, StoreError> {
+    let report = new.report;
+    let inserted = sqlx::query(
+        "INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, report_id) DO NOTHING",
+    )
+    .bind(new.device_id)
+    .bind(report.report_id)
+    .bind(new.received_at)
+    .bind(report.sent_at)
+    .bind(&report.agent_version)
+    .bind(new.raw)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        // The report was stored before; nothing of it is written again.
+        return Ok(IngestOutcome::Replayed);
+    }
+
+    // Check order is lock order (see the module comment). An outbox may deliver an old
+    // report after a newer one; the newer observation wins whatever the arrival order.
+    let mut results: Vec<&CheckResult> = report.results.iter().collect();
+    results.sort_by_key(|r| r.id);
+    let mut checks = Vec::with_capacity(results.len());
+    let mut statuses = Vec::with_capacity(results.len());
+    let mut observed = Vec::with_capacity(results.len());
+    let mut bodies = Vec::with_capacity(results.len());
+    for r in results {
+        checks.push(r.id.as_str().to_owned());
+        statuses.push(r.status.as_str().to_owned());
+        observed.push(r.observed_at);
+        bodies.push(to_json_text(r)?);
+    }
+    if !checks.is_empty() {
+        sqlx::query(
+            "INSERT INTO latest_results
+                (device_id, check_id, status, observed_at, result, report_id)
+             SELECT $1, u.check_id, u.status, u.observed_at, u.result, $2
+             FROM UNNEST($3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[])
+                AS u(check_id, status, observed_at, result)
+             ORDER BY u.check_id
+             ON CONFLICT (device_id, check_id) DO UPDATE SET
+                status = EXCLUDED.status, observed_at = EXCLUDED.observed_at,
+                result = EXCLUDED.result, report_id = EXCLUDED.report_id
+             WHERE EXCLUDED.observed_at >= latest_results.observed_at",
+        )
+        .bind(new.device_id)
+        .bind(report.report_id)
+        .bind(&checks)
+        .bind(&statuses)
+        .bind(&observed)
+        .bind(&bodies)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    if !report.events.is_empty() {
+        let kinds: Vec<&str> = report.events.iter().map(|e| e.kind.as_str()).collect();
+        let ats: Vec<DateTime<Utc>> = report.events.iter().map(|e| e.at).collect();
+        let event_checks: Vec<Option<&str>> = report
+            .events
+            .iter()
+            .map(|e| e.check_id.map(|c| c.as_str()))
+            .collect();
+        let details: Vec<Option<&str>> =
+            report.events.iter().map(|e| e.detail.as_deref()).collect();
+        sqlx::query(
+            "INSERT INTO events (device_id, report_id, kind, at, check_id, detail)
+             SELECT $1, $2, u.kind, u.at, u.check_id, u.detail
+             FROM UNNEST($3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[])
+                WITH ORDINALITY AS u(kind, at, check_id, detail, n)
+             ORDER BY u.n",
+        )
+        .bind(new.device_id)
+        .bind(report.report_id)
+        .bind(&kinds)
+        .bind(&ats)
+        .bind(&event_checks)
+        .bind(&details)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    let inv = &report.inventory;
+    // Inventory comes from the newest report by `sent_at`; an old report delivered late
+    // from an outbox only moves `last_report_at`. Each SET sees the row as it was.
+    let newer = "(inventory_at IS NULL OR inventory_at <= $12)";
+    let sql = format!(
+        "UPDATE devices SET
+            last_report_at = GREATEST(last_report_at, $1),
+            hostname = CASE WHEN {newer} THEN $2 ELSE hostname END,
+            os = CASE WHEN {newer} THEN $3 ELSE os END,
+            os_version = CASE WHEN {newer} THEN $4 ELSE os_version END,
+            model = CASE WHEN {newer} THEN $5 ELSE model END,
+            serial = CASE WHEN {newer} THEN $6 ELSE serial END,
+            agent_version = CASE WHEN {newer} THEN $7 ELSE agent_version END,
+            user_login = CASE WHEN {newer} AND $8 THEN $9 ELSE user_login END,
+            user_email = CASE WHEN {newer} AND $8 THEN $10 ELSE user_email END,
+            applied_policy_etag = CASE WHEN {newer} THEN $11 ELSE applied_policy_etag END,
+            inventory_at = CASE WHEN {newer} THEN $12 ELSE inventory_at END
+         WHERE id = $13"
+    );
+    sqlx::query(&sql)
+        .bind(new.received_at)
+        .bind(&inv.device.hostname)
+        .bind(&inv.device.os)
+        .bind(&inv.device.os_version)
+        .bind(&inv.device.model)
+        .bind(&inv.device.serial)
+        .bind(&report.agent_version)
+        // A report without a user leaves the enrolled user as it was.
+        .bind(inv.user.is_some())
+        .bind(inv.user.as_ref().map(|u| u.login.as_str()))
+        .bind(inv.user.as_ref().and_then(|u| u.email.as_deref()))
+        .bind(&report.policy_etag)
+        .bind(report.sent_at)
+        .bind(new.device_id)
+        .execute(&mut *tx)
+        .await?;
+
+    Ok(IngestOutcome::Stored)
 }

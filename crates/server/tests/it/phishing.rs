@@ -24,6 +24,7 @@ on_both_backends!(
     a_message_or_a_url_is_stored_and_listed_with_a_tracking_id,
     bad_phishing_reports_are_refused_and_store_nothing,
     webhooks_are_signed_retried_and_shaped_per_receiver,
+    a_device_past_its_deadline_is_announced_once,
 );
 
 const EML: &str = "From: \"Bank\" <alerts@bank.example>\r\nTo: ada@example.test\r\n\
@@ -314,4 +315,50 @@ async fn webhooks_are_signed_retried_and_shaped_per_receiver(backend: Backend) {
         slack.try_recv().is_err(),
         "the Slack hook did not ask for device_fixed"
     );
+}
+
+async fn a_device_past_its_deadline_is_announced_once(backend: Backend) {
+    let (url, mut hook) = receiver(0).await;
+    let hooks: Vec<WebhookConfig> = serde_json::from_value(json!([
+        {"url": url, "secret": "s", "events": ["device_overdue"]},
+    ]))
+    .unwrap();
+    let db = Arc::new(TestDb::new(backend).await);
+    let replica_hooks = hooks.clone();
+    let t = TestServer::start_with(db, |c| c.webhooks = hooks).await;
+    let device = t.enroll("default", "m1").await;
+    // `os_updates` fails in the sample report.
+    assert_eq!(
+        t.post_report(&device.device_token, &sample_report("m1"))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        t.app().refresh_compliance().await.unwrap(),
+        0,
+        "not due yet"
+    );
+
+    let grace = tandem_proto::Policy::default()
+        .checks
+        .common(tandem_proto::CheckId::OsUpdates)
+        .grace_days;
+    t.clock
+        .advance(chrono::Duration::days(i64::from(grace)) + chrono::Duration::hours(12));
+    assert_eq!(t.app().refresh_compliance().await.unwrap(), 1);
+    let (headers, body) = next(&mut hook).await;
+    verify_signature(&headers, &body, "s");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["event"], "device_overdue");
+    assert_eq!(body["data"]["hostname"], "host-m1");
+    assert_eq!(body["data"]["checks"][0]["check"], "os_updates");
+
+    // The next refresh, on this replica or another, does not announce it again.
+    assert_eq!(t.app().refresh_compliance().await.unwrap(), 0);
+    let again = TestServer::start_with(Arc::clone(&t.db), |c| c.webhooks = replica_hooks).await;
+    again
+        .clock
+        .advance(chrono::Duration::days(i64::from(grace)) + chrono::Duration::hours(13));
+    assert_eq!(again.app().refresh_compliance().await.unwrap(), 0);
 }

@@ -35,6 +35,98 @@ async fn sqlite_file() {
 }
 
 #[tokio::test]
+async fn sqlite_prunes_old_reports() {
+    prune_contract(store::open("sqlite::memory:", &options()).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_prunes_old_reports() {
+    let db = PgDatabase::create().await;
+    prune_contract(store::open(&db.url, &options()).await.unwrap()).await;
+}
+
+/// Raw reports past the retention go, each device's newest stays, nothing else is touched.
+async fn prune_contract(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let days = |n: i64| now - chrono::Duration::days(n);
+    let secret = hash_secret("prune");
+    store
+        .create_enroll_secret(&NewEnrollSecret {
+            id: Uuid::now_v7(),
+            hash: secret,
+            group: DEFAULT_GROUP.into(),
+            created_at: now,
+            expires_at: None,
+            max_uses: None,
+            created_by: "test".into(),
+        })
+        .await
+        .unwrap();
+    let enroll = |machine: &str, token: &str| NewDevice {
+        candidate_id: Uuid::now_v7(),
+        token_hash: hash_secret(token),
+        device: DeviceInfo {
+            machine_id: machine.into(),
+            hostname: machine.into(),
+            ..Default::default()
+        },
+        user: UserInfo {
+            login: "ada".into(),
+            email: None,
+        },
+        now,
+    };
+    let busy = enroll("busy", "t-busy");
+    let quiet = enroll("quiet", "t-quiet");
+    for d in [&busy, &quiet] {
+        store.enroll(&secret, d).await.unwrap();
+    }
+    let ingest = |device: Uuid, received_at| {
+        let store = Arc::clone(&store);
+        async move {
+            let report = sample_report("m");
+            let raw = serde_json::to_string(&report).unwrap();
+            store
+                .ingest_report(NewReport {
+                    device_id: device,
+                    report: &report,
+                    raw: &raw,
+                    received_at,
+                })
+                .await
+                .unwrap()
+        }
+    };
+    for age in [120, 100, 95, 10, 1] {
+        ingest(busy.candidate_id, days(age)).await;
+    }
+    // A device silent for half a year keeps its one report: it is its newest.
+    ingest(quiet.candidate_id, days(200)).await;
+
+    // Batches: two rows a call, until none is left.
+    assert_eq!(store.prune_reports(days(90), 2).await.unwrap(), 2);
+    assert_eq!(store.prune_reports(days(90), 2).await.unwrap(), 1);
+    assert_eq!(store.prune_reports(days(90), 2).await.unwrap(), 0);
+    let busy_detail = store
+        .device_detail(busy.candidate_id, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        busy_detail.reports.len(),
+        2,
+        "the reports of the last 90 days stay"
+    );
+    assert!(busy_detail.last_report.is_some());
+    let quiet_detail = store
+        .device_detail(quiet.candidate_id, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(quiet_detail.reports.len(), 1);
+}
+
+#[tokio::test]
 async fn sqlite_in_memory() {
     contract(store::open("sqlite::memory:", &options()).await.unwrap()).await;
 }

@@ -153,6 +153,8 @@ impl TestServer {
         config.store.change_poll_interval = Duration::from_millis(50);
         // Many tests share one PostgreSQL cluster; none needs more.
         config.store.max_connections = 4;
+        // Tests fire requests faster than any agent; the ones about the limit set it.
+        config.token_rate_limit = None;
         configure(&mut config);
         let clock = TestClock(Arc::new(Mutex::new(Utc::now())));
         let app = App::open_with_clock(&config, Arc::new(clock.clone()))

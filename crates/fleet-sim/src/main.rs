@@ -1,0 +1,832 @@
+//! `tandem-fleet-sim`: many simulated agents from one process, driving a real
+//! `tandem-server` over HTTP the way agents do (enrol with a secret, post status reports,
+//! hold the policy long-poll), for the server figures of BENCHMARKS.md.
+//!
+//! Modes, each printing figures for people and one `RESULT {json}` line for `cargo xtask
+//! bench fleet`:
+//! - `ingest`: reports at a fixed offered rate (or as fast as answered) for a while;
+//!   achieved reports/s and p50/p99 latency.
+//! - `longpoll`: N long-polls held; the server's memory per held connection.
+//! - `push`: N agents long-polling, one policy PUT through the admin API; time until 50 %,
+//!   99 % and all of them hold the new version.
+//!
+//! Every connection costs a file descriptor here and on the server: raise `ulimit -n`
+//! before asking for thousands of agents.
+
+use std::io::BufRead as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use reqwest::{header, StatusCode};
+use serde_json::{json, Value};
+use tandem_proto::check::Evidence;
+use tandem_proto::v1::{
+    self, DeviceInfo, EnrollRequest, EnrollResponse, Event, EventKind, Inventory, PolicyVersion,
+    StatusReport, UserInfo,
+};
+use tandem_proto::{CheckId, CheckResult, Owner, Remediation, Status};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tandem-fleet-sim",
+    about = "Simulated Tandem agents against a real server"
+)]
+struct Cli {
+    /// The server's base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    server: String,
+    /// An enrolment secret (`tandem-server enroll-secret create`).
+    #[arg(long)]
+    secret: String,
+    /// The server's process id: its CPU time and memory are read from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Spread connections over this many loopback source addresses (127.0.0.1, .2, …),
+    /// so that tens of thousands of connections to one port do not run out of ephemeral
+    /// ports. 1 binds nothing.
+    #[arg(long, default_value_t = 1)]
+    source_addrs: u8,
+    /// First loopback source address used (127.0.0.<first>), so that several simulator
+    /// processes use different ones.
+    #[arg(long, default_value_t = 1)]
+    first_source: u8,
+    /// Enrolments in flight at once.
+    #[arg(long, default_value_t = 32)]
+    enroll_concurrency: usize,
+    /// Prefix of machine ids and hostnames, so that several runs on one database differ.
+    #[arg(long, default_value = "sim")]
+    name: String,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Post status reports (11 checks each) and measure rate and latency.
+    Ingest {
+        #[arg(long, default_value_t = 2000)]
+        agents: usize,
+        /// Offered reports per second over all agents; 0: each agent posts its next report
+        /// as soon as the last is answered (the server's ceiling).
+        #[arg(long, default_value_t = 5000.0)]
+        rate: f64,
+        /// Seconds measured, after `--warmup` seconds that are not.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        #[arg(long, default_value_t = 5)]
+        warmup: u64,
+    },
+    /// Hold N policy long-polls and measure the server's memory per held connection.
+    Longpoll {
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        /// Long-polls the server must report parked before memory is read; several
+        /// simulator processes together may hold more than this one's `--agents`.
+        #[arg(long)]
+        expect_parked: Option<usize>,
+        /// Seconds to hold the long-polls after memory has been read.
+        #[arg(long, default_value_t = 5)]
+        hold: u64,
+        /// New long-polls started per second (the server's accept queue is finite).
+        #[arg(long, default_value_t = 2000)]
+        ramp: u64,
+        /// Print `READY` after enrolling and wait for a line on stdin before polling; at
+        /// the end wait for stdin to close instead of `--hold` (for several processes).
+        #[arg(long)]
+        sync: bool,
+    },
+    /// N agents long-polling; one policy PUT; time until they hold the new version.
+    Push {
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        /// An admin API token (`tandem-server token create --role admin`).
+        #[arg(long)]
+        admin_token: String,
+        /// The group the enrolment secret enrols into.
+        #[arg(long, default_value = "default")]
+        group: String,
+        #[arg(long, default_value_t = 2000)]
+        ramp: u64,
+        /// Seconds to wait for every agent to hold the new version.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+}
+
+/// How long the server holds each long-poll; long enough that none ends by itself while
+/// measuring, short enough that a lost one recovers.
+const LONG_POLL_WAIT: u64 = 240;
+
+/// How long to wait for the server to report every long-poll parked.
+const PARK_DEADLINE: Duration = Duration::from_secs(300);
+
+struct Agent {
+    n: usize,
+    token: String,
+    client: reqwest::Client,
+}
+
+struct Sim {
+    base: String,
+    clients: Vec<reqwest::Client>,
+    server_pid: Option<u32>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let mut clients = Vec::new();
+    for k in 0..cli.source_addrs.max(1) {
+        let mut builder = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(600))
+            .tcp_nodelay(true);
+        if cli.source_addrs > 1 {
+            let last = cli.first_source.saturating_add(k);
+            builder = builder.local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)));
+        }
+        clients.push(builder.build().context("could not build an HTTP client")?);
+    }
+    let sim = Arc::new(Sim {
+        base: cli.server.trim_end_matches('/').to_owned(),
+        clients,
+        server_pid: cli.server_pid,
+    });
+    match cli.mode {
+        Mode::Ingest {
+            agents,
+            rate,
+            duration,
+            warmup,
+        } => {
+            let fleet =
+                enroll_all(&sim, &cli.secret, &cli.name, agents, cli.enroll_concurrency).await?;
+            ingest(&sim, fleet, &cli.name, rate, duration, warmup).await
+        }
+        Mode::Longpoll {
+            agents,
+            expect_parked,
+            hold,
+            ramp,
+            sync,
+        } => {
+            let fleet =
+                enroll_all(&sim, &cli.secret, &cli.name, agents, cli.enroll_concurrency).await?;
+            longpoll(
+                &sim,
+                fleet,
+                expect_parked.unwrap_or(agents),
+                hold,
+                ramp,
+                sync,
+            )
+            .await
+        }
+        Mode::Push {
+            agents,
+            admin_token,
+            group,
+            ramp,
+            timeout,
+        } => {
+            let fleet =
+                enroll_all(&sim, &cli.secret, &cli.name, agents, cli.enroll_concurrency).await?;
+            push(&sim, fleet, &admin_token, &group, ramp, timeout).await
+        }
+    }
+}
+
+impl Sim {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The server's `tandem_policy_long_polls_parked` gauge.
+    async fn parked(&self) -> Result<usize> {
+        let text = self.clients[0]
+            .get(self.url("/metrics"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("tandem_policy_long_polls_parked "))
+            .and_then(|v| v.trim().parse().ok())
+            .context("the server's /metrics has no tandem_policy_long_polls_parked gauge")
+    }
+
+    /// Polls the gauge until at least `n` long-polls are parked.
+    async fn wait_parked(&self, n: usize) -> Result<Duration> {
+        let started = Instant::now();
+        loop {
+            if self.parked().await? >= n {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > PARK_DEADLINE {
+                bail!(
+                    "only {} of {n} long-polls parked after {PARK_DEADLINE:?}",
+                    self.parked().await?
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Enrols `n` agents, at most `concurrency` at a time.
+async fn enroll_all(
+    sim: &Arc<Sim>,
+    secret: &str,
+    name: &str,
+    n: usize,
+    concurrency: usize,
+) -> Result<Vec<Arc<Agent>>> {
+    let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for i in 0..n {
+        let permit = Arc::clone(&permits).acquire_owned().await?;
+        let (sim, secret, name) = (Arc::clone(sim), secret.to_owned(), name.to_owned());
+        tasks.spawn(async move {
+            let agent = enroll_one(&sim, &secret, &name, i).await;
+            drop(permit);
+            agent
+        });
+    }
+    let mut fleet = Vec::with_capacity(n);
+    while let Some(joined) = tasks.join_next().await {
+        fleet.push(Arc::new(joined??));
+    }
+    fleet.sort_by_key(|a| a.n);
+    let took = started.elapsed().as_secs_f64();
+    eprintln!(
+        "enrolled {n} agents in {took:.1} s ({:.0}/s)",
+        n as f64 / took.max(1e-9)
+    );
+    Ok(fleet)
+}
+
+fn device(name: &str, i: usize) -> DeviceInfo {
+    DeviceInfo {
+        machine_id: format!("{name}-{i:06}"),
+        hostname: format!("{name}-laptop-{i:06}"),
+        os: "linux".into(),
+        os_version: "Debian GNU/Linux 12 (bookworm)".into(),
+        model: Some("ThinkPad T14 Gen 3".into()),
+        serial: Some(format!("PF{i:08}")),
+    }
+}
+
+fn user(name: &str, i: usize) -> UserInfo {
+    UserInfo {
+        login: format!("{name}{i}"),
+        email: Some(format!("{name}{i}@example.test")),
+    }
+}
+
+async fn enroll_one(sim: &Sim, secret: &str, name: &str, i: usize) -> Result<Agent> {
+    let client = sim.clients[i % sim.clients.len()].clone();
+    let request = EnrollRequest {
+        enroll_secret: secret.to_owned(),
+        device: device(name, i),
+        user: user(name, i),
+    };
+    for attempt in 0..20 {
+        let response = client
+            .post(sim.url(v1::PATH_ENROLL))
+            .json(&request)
+            .send()
+            .await
+            .with_context(|| format!("enrolment of agent {i}"))?;
+        match response.status() {
+            StatusCode::CREATED => {
+                let enrolled: EnrollResponse = response.json().await?;
+                return Ok(Agent {
+                    n: i,
+                    token: enrolled.device_token,
+                    client,
+                });
+            }
+            // The per-address enrolment limit: the bench turns it off, a person may not.
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE if attempt < 19 => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            status => bail!(
+                "enrolment of agent {i} answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            ),
+        }
+    }
+    bail!("enrolment of agent {i} kept being refused")
+}
+
+/// A report like the agent's: 11 results with evidence and remediation, an inventory and
+/// an event. The id and send time are placeholders filled per request.
+fn report_template(name: &str, i: usize) -> Result<String> {
+    let now = Utc::now();
+    let status = |id: CheckId| match (id, i % 7) {
+        (CheckId::OsUpdates, 0 | 3) => Status::Fail,
+        (CheckId::ScreenLock, 1) => Status::Warn,
+        (CheckId::Antivirus, _) => Status::NotApplicable,
+        (CheckId::Mfa, 5) => Status::Unknown,
+        _ => Status::Pass,
+    };
+    let results = CheckId::ALL
+        .into_iter()
+        .map(|id| CheckResult {
+            id,
+            status: status(id),
+            summary: format!("{}: {} on this laptop", id.title(), status(id)),
+            reason: (status(id) == Status::Unknown)
+                .then(|| "the identity provider has not answered yet".to_owned()),
+            details: json!({"checked": id.as_str(), "pending": i % 13, "source": "simulated"}),
+            evidence: vec![Evidence {
+                source: format!("/usr/bin/probe --{}", id.as_str()),
+                excerpt: "Listing... Done\n12 packages can be upgraded. Run 'apt list --upgradable' to see them.".into(),
+            }],
+            remediation: Remediation {
+                steps: vec![
+                    format!("Open the settings for {}.", id.title()),
+                    "Follow the steps your IT team sent you.".into(),
+                ],
+                action: None,
+            },
+            owner: if matches!(id, CheckId::Mfa | CheckId::PasswordAge) {
+                Owner::It
+            } else {
+                Owner::User
+            },
+            observed_at: now,
+            duration_ms: 40 + (i as u64 % 200),
+        })
+        .collect();
+    let mut extra = serde_json::Map::new();
+    extra.insert("cpu".into(), json!("12th Gen Intel(R) Core(TM) i7-1260P"));
+    extra.insert("memory_mb".into(), json!(32_000));
+    extra.insert("uptime_s".into(), json!(86_400 + i));
+    let report = StatusReport {
+        report_id: Uuid::nil(),
+        agent_version: "0.1.0".into(),
+        sent_at: now,
+        inventory: Inventory {
+            device: device(name, i),
+            kernel: Some("6.1.0-28-amd64".into()),
+            arch: Some("x86_64".into()),
+            user: Some(user(name, i)),
+            extra,
+        },
+        results,
+        events: vec![Event {
+            kind: EventKind::NudgeShown,
+            at: now,
+            check_id: Some(CheckId::OsUpdates),
+            detail: None,
+        }],
+        policy_etag: None,
+    };
+    let mut value = serde_json::to_value(&report)?;
+    value["report_id"] = json!("@@REPORT_ID@@");
+    value["sent_at"] = json!("@@SENT_AT@@");
+    Ok(serde_json::to_string(&value)?)
+}
+
+/// Sorted-sample percentile in milliseconds.
+fn percentile(sorted_us: &[u64], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
+    sorted_us[rank.clamp(1, sorted_us.len()) - 1] as f64 / 1000.0
+}
+
+/// User + system CPU seconds of a process so far.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports these in USER_HZ, 100 on every architecture we run on.
+    Some(ticks as f64 / 100.0)
+}
+
+/// (Rss kB, Private_Dirty kB) of a process.
+fn memory_kb(pid: u32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((field("Rss:")?, field("Private_Dirty:")?))
+}
+
+fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+#[derive(Default)]
+struct IngestTally {
+    ok: AtomicU64,
+    overloaded: AtomicU64,
+    errors: AtomicU64,
+}
+
+async fn ingest(
+    sim: &Arc<Sim>,
+    fleet: Vec<Arc<Agent>>,
+    name: &str,
+    rate: f64,
+    duration: u64,
+    warmup: u64,
+) -> Result<()> {
+    let n = fleet.len();
+    let interval = (rate > 0.0).then(|| Duration::from_secs_f64(n as f64 / rate));
+    let t0 = Instant::now() + Duration::from_millis(500);
+    let measure_from = t0 + Duration::from_secs(warmup);
+    let end = measure_from + Duration::from_secs(duration);
+    let tally = Arc::new(IngestTally::default());
+    let url = Arc::new(sim.url(v1::PATH_REPORTS));
+    let mut tasks = JoinSet::new();
+    for agent in fleet {
+        let template = report_template(name, agent.n)?;
+        let (tally, url) = (Arc::clone(&tally), Arc::clone(&url));
+        // Agents start spread over one interval, as a real fleet's timers are.
+        let first = match interval {
+            Some(every) => t0 + every.mul_f64(agent.n as f64 / n as f64),
+            None => t0,
+        };
+        tasks.spawn(async move {
+            // (service latency, latency from the scheduled send) in µs, measured window only.
+            let mut samples: Vec<(u64, u64)> = Vec::new();
+            let mut next = first;
+            while next < end {
+                tokio::time::sleep_until(next).await;
+                let body = template
+                    .replacen("@@REPORT_ID@@", &Uuid::now_v7().to_string(), 1)
+                    .replacen("@@SENT_AT@@", &Utc::now().to_rfc3339(), 1);
+                let sent = Instant::now();
+                let answer = agent
+                    .client
+                    .post(url.as_str())
+                    .bearer_auth(&agent.token)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                let outcome = match answer {
+                    Ok(response) => {
+                        let status = response.status();
+                        // The body is read so the connection can be reused.
+                        let read = response.bytes().await;
+                        match (status, read) {
+                            (StatusCode::ACCEPTED, Ok(_)) => &tally.ok,
+                            (StatusCode::SERVICE_UNAVAILABLE, _) => &tally.overloaded,
+                            _ => &tally.errors,
+                        }
+                    }
+                    Err(_) => &tally.errors,
+                };
+                let done = Instant::now();
+                if sent >= measure_from && done <= end {
+                    outcome.fetch_add(1, Ordering::Relaxed);
+                    let service = (done - sent).as_micros() as u64;
+                    let scheduled = (done - next).as_micros() as u64;
+                    samples.push((service, scheduled));
+                }
+                next = match interval {
+                    Some(every) => next + every,
+                    None => done,
+                };
+            }
+            samples
+        });
+    }
+    let cpu_at = |pid: Option<u32>| pid.and_then(cpu_seconds);
+    tokio::time::sleep_until(measure_from).await;
+    let (server0, own0) = (cpu_at(sim.server_pid), cpu_at(Some(std::process::id())));
+    tokio::time::sleep_until(end).await;
+    let (server1, own1) = (cpu_at(sim.server_pid), cpu_at(Some(std::process::id())));
+    let mut service = Vec::new();
+    let mut scheduled = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        for (a, b) in joined? {
+            service.push(a);
+            scheduled.push(b);
+        }
+    }
+    service.sort_unstable();
+    scheduled.sort_unstable();
+    let secs = duration as f64;
+    let ok = tally.ok.load(Ordering::Relaxed);
+    let cores = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => Some((b - a) / secs),
+        _ => None,
+    };
+    let result = json!({
+        "mode": "ingest",
+        "agents": n,
+        "offered_per_s": if rate > 0.0 { json!(rate) } else { json!("closed loop") },
+        "duration_s": duration,
+        "reports_per_s": ok as f64 / secs,
+        "accepted": ok,
+        "overloaded_503": tally.overloaded.load(Ordering::Relaxed),
+        "errors": tally.errors.load(Ordering::Relaxed),
+        "p50_ms": percentile(&service, 50.0),
+        "p99_ms": percentile(&service, 99.0),
+        "max_ms": percentile(&service, 100.0),
+        "p99_from_schedule_ms": percentile(&scheduled, 99.0),
+        "server_cpu_cores": cores(server0, server1),
+        "sim_cpu_cores": cores(own0, own1),
+    });
+    eprintln!(
+        "ingest: {:.0} reports/s accepted over {duration} s from {n} agents; p50 {:.1} ms, p99 {:.1} ms (p99 from schedule {:.1} ms)",
+        result["reports_per_s"].as_f64().unwrap_or_default(),
+        result["p50_ms"].as_f64().unwrap_or_default(),
+        result["p99_ms"].as_f64().unwrap_or_default(),
+        result["p99_from_schedule_ms"].as_f64().unwrap_or_default(),
+    );
+    println!("RESULT {result}");
+    Ok(())
+}
+
+/// The etag in a response's `ETag` header, without quotes.
+fn etag_of(response: &reqwest::Response) -> Option<String> {
+    let value = response.headers().get(header::ETAG)?.to_str().ok()?;
+    Some(value.trim_start_matches("W/").trim_matches('"').to_owned())
+}
+
+/// The agent's policy, fetched without waiting: its etag.
+async fn current_etag(sim: &Sim, agent: &Agent) -> Result<String> {
+    let response = agent
+        .client
+        .get(format!("{}?wait=0", sim.url(v1::PATH_POLICY)))
+        .bearer_auth(&agent.token)
+        .send()
+        .await?;
+    if response.status() != StatusCode::OK {
+        bail!("policy fetch answered {}", response.status());
+    }
+    let etag = etag_of(&response).context("policy answer without an ETag")?;
+    response.bytes().await?;
+    Ok(etag)
+}
+
+/// What a long-polling agent saw: a new policy (with its version) at an instant.
+type Delivery = (Instant, i64);
+
+/// Long-polls forever from `etag` on, sending every new policy received to `deliveries`.
+async fn poll_forever(
+    sim: Arc<Sim>,
+    agent: Arc<Agent>,
+    mut etag: String,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+    failures: Arc<AtomicUsize>,
+) {
+    let url = format!("{}?wait={LONG_POLL_WAIT}", sim.url(v1::PATH_POLICY));
+    loop {
+        let answer = agent
+            .client
+            .get(&url)
+            .bearer_auth(&agent.token)
+            .header(header::IF_NONE_MATCH, format!("\"{etag}\""))
+            .timeout(Duration::from_secs(LONG_POLL_WAIT + 60))
+            .send()
+            .await;
+        match answer {
+            Ok(response) if response.status() == StatusCode::OK => {
+                let new_etag = etag_of(&response);
+                let body = response.json::<Value>().await;
+                let at = Instant::now();
+                let version = body
+                    .ok()
+                    .and_then(|b| b["version"].as_i64())
+                    .unwrap_or_default();
+                let _ = deliveries.send((at, version));
+                if let Some(new_etag) = new_etag {
+                    etag = new_etag;
+                }
+            }
+            Ok(response) if response.status() == StatusCode::NOT_MODIFIED => {}
+            _ => {
+                failures.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Every agent's current etag, in fleet order, 256 fetches at a time.
+async fn fetch_etags(sim: &Arc<Sim>, fleet: &[Arc<Agent>]) -> Result<Vec<(usize, String)>> {
+    let mut etags = Vec::with_capacity(fleet.len());
+    for chunk in fleet.chunks(256) {
+        let mut fetches = JoinSet::new();
+        for agent in chunk {
+            let (sim, agent) = (Arc::clone(sim), Arc::clone(agent));
+            fetches.spawn(async move { (agent.n, current_etag(&sim, &agent).await) });
+        }
+        while let Some(joined) = fetches.join_next().await {
+            let (n, etag) = joined?;
+            etags.push((n, etag?));
+        }
+    }
+    etags.sort_by_key(|(n, _)| *n);
+    Ok(etags)
+}
+
+/// Fetches every agent's etag, then starts their long-polls at `ramp` per second.
+async fn start_polling(
+    sim: &Arc<Sim>,
+    fleet: &[Arc<Agent>],
+    ramp: u64,
+    deliveries: &mpsc::UnboundedSender<Delivery>,
+    failures: &Arc<AtomicUsize>,
+) -> Result<JoinSet<()>> {
+    let etags = fetch_etags(sim, fleet).await?;
+    Ok(spawn_pollers(sim, fleet, etags, ramp, deliveries, failures))
+}
+
+fn spawn_pollers(
+    sim: &Arc<Sim>,
+    fleet: &[Arc<Agent>],
+    etags: Vec<(usize, String)>,
+    ramp: u64,
+    deliveries: &mpsc::UnboundedSender<Delivery>,
+    failures: &Arc<AtomicUsize>,
+) -> JoinSet<()> {
+    let mut pollers = JoinSet::new();
+    let started = Instant::now();
+    let ramp = ramp.max(1) as f64;
+    for (agent, (_, etag)) in fleet.iter().zip(etags) {
+        let (sim, agent) = (Arc::clone(sim), Arc::clone(agent));
+        let (deliveries, failures) = (deliveries.clone(), Arc::clone(failures));
+        let at = started + Duration::from_secs_f64(agent.n as f64 / ramp);
+        pollers.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            poll_forever(sim, agent, etag, deliveries, failures).await;
+        });
+    }
+    pollers
+}
+
+async fn longpoll(
+    sim: &Arc<Sim>,
+    fleet: Vec<Arc<Agent>>,
+    expect: usize,
+    hold: u64,
+    ramp: u64,
+    sync: bool,
+) -> Result<()> {
+    let n = fleet.len();
+    let etags = fetch_etags(sim, &fleet).await?;
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let stdin_done = if sync {
+        println!("READY");
+        // The other simulator processes have enrolled too when the go line comes; the
+        // end is stdin closing.
+        let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let mut lines = std::io::stdin().lock().lines();
+            let _ = lines.next();
+            let _ = go_tx.send(());
+            for _ in lines {}
+            let _ = eof_tx.send(());
+        });
+        Some(eof_rx)
+    } else {
+        let _ = go_tx.send(());
+        None
+    };
+    go_rx.await.context("stdin closed before the go line")?;
+
+    let baseline = sim.server_pid.and_then(memory_kb);
+    let fds0 = sim.server_pid.and_then(open_fds);
+    let (deliveries, _received) = mpsc::unbounded_channel();
+    let failures = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let pollers = spawn_pollers(sim, &fleet, etags, ramp, &deliveries, &failures);
+    let took = sim.wait_parked(expect).await?;
+    // Let the allocator and the last connections settle before reading.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let parked = sim.parked().await?;
+    let after = sim.server_pid.and_then(memory_kb);
+    let fds1 = sim.server_pid.and_then(open_fds);
+    let own = memory_kb(std::process::id());
+    let per = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 * 1024.0 / parked.max(1) as f64),
+        _ => None,
+    };
+    let result = json!({
+        "mode": "longpoll",
+        "agents_this_process": n,
+        "parked": parked,
+        "seconds_to_park": took.as_secs_f64(),
+        "server_rss_kb_before": baseline.map(|m| m.0),
+        "server_rss_kb_after": after.map(|m| m.0),
+        "server_private_dirty_kb_before": baseline.map(|m| m.1),
+        "server_private_dirty_kb_after": after.map(|m| m.1),
+        "rss_bytes_per_connection": per(baseline.map(|m| m.0), after.map(|m| m.0)),
+        "private_dirty_bytes_per_connection": per(baseline.map(|m| m.1), after.map(|m| m.1)),
+        "server_fds_before": fds0,
+        "server_fds_after": fds1,
+        "sim_rss_kb": own.map(|m| m.0),
+        "poll_failures": failures.load(Ordering::Relaxed),
+        "ramp_s": started.elapsed().as_secs_f64(),
+    });
+    eprintln!("longpoll: {parked} long-polls parked; server {result}");
+    println!("RESULT {result}");
+    match stdin_done {
+        Some(eof) => {
+            let _ = eof.await;
+        }
+        None => tokio::time::sleep(Duration::from_secs(hold)).await,
+    }
+    drop(pollers);
+    Ok(())
+}
+
+async fn push(
+    sim: &Arc<Sim>,
+    fleet: Vec<Arc<Agent>>,
+    admin_token: &str,
+    group: &str,
+    ramp: u64,
+    timeout: u64,
+) -> Result<()> {
+    let n = fleet.len();
+    let (deliveries, mut received) = mpsc::unbounded_channel();
+    let failures = Arc::new(AtomicUsize::new(0));
+    let pollers = start_polling(sim, &fleet, ramp, &deliveries, &failures).await?;
+    // The bench gives each measurement a fresh server process: every parked long-poll is ours.
+    sim.wait_parked(n).await?;
+    let parked = sim.parked().await?;
+
+    let body =
+        json!({"org": {"name": format!("Fleet simulator push {}", Utc::now().to_rfc3339())}});
+    let put_at = Instant::now();
+    let response = sim.clients[0]
+        .put(sim.url(&format!("/api/v1/admin/groups/{group}/policy")))
+        .bearer_auth(admin_token)
+        .json(&body)
+        .send()
+        .await?;
+    let put_took = put_at.elapsed();
+    if !response.status().is_success() {
+        bail!(
+            "policy PUT answered {}: {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+    }
+    let pushed: PolicyVersion = response.json().await?;
+    let mut arrivals: Vec<Duration> = Vec::with_capacity(n);
+    let deadline = put_at + Duration::from_secs(timeout);
+    while arrivals.len() < n {
+        match tokio::time::timeout_at(deadline, received.recv()).await {
+            Ok(Some((at, version))) if version >= pushed.version => {
+                arrivals.push(at.saturating_duration_since(put_at));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    drop(pollers);
+    arrivals.sort_unstable();
+    let at_fraction = |f: f64| -> Option<f64> {
+        let need = ((n as f64) * f).ceil() as usize;
+        arrivals
+            .get(need.max(1) - 1)
+            .map(|d| d.as_secs_f64() * 1000.0)
+    };
+    let result = json!({
+        "mode": "push",
+        "agents": n,
+        "parked_at_put": parked,
+        "version": pushed.version,
+        "put_ms": put_took.as_secs_f64() * 1000.0,
+        "first_ms": at_fraction(0.0),
+        "p50_ms": at_fraction(0.5),
+        "p99_ms": at_fraction(0.99),
+        "all_ms": at_fraction(1.0),
+        "received": arrivals.len(),
+        "poll_failures": failures.load(Ordering::Relaxed),
+    });
+    eprintln!("push: {result}");
+    println!("RESULT {result}");
+    Ok(())
+}
