@@ -16,7 +16,22 @@ fn main() {
 
     // Declaring the commands generates `allow-<command>` permissions, so capabilities/
     // grants the window exactly the commands it calls and nothing else.
-    let manifest = tauri_build::AppManifest::new().commands(&["get_state", "check_now"]);
+    let manifest = tauri_build::AppManifest::new().commands(&[
+        "get_state",
+        "check_now",
+        "get_policy",
+        "defer",
+        "pause_reminders",
+        "open_fix",
+        "open_link",
+        "report_phishing_url",
+        "report_phishing_message",
+        "phishing_reports",
+        "last_sent_report",
+        "history",
+        "autostart_enabled",
+        "set_autostart",
+    ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
         .unwrap_or_else(|err| panic!("tauri-build failed: {err:#}"));
 }

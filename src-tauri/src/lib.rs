@@ -1,18 +1,22 @@
-//! Tandem's desktop shell: a tray icon, its menu and a window opened on demand, over the
-//! agent runtime of `tandem-agent`.
+//! Tandem's desktop shell: a tray icon, its menu, reminders and a window opened on demand,
+//! over the agent runtime of `tandem-agent`.
 //!
-//! The shell is glue. The runtime owns checks, policy, sync and state; the shell shows that
-//! state (tray icon, menu, the `agent://state` event for the window) and forwards the user's
-//! requests (`commands`). No window exists until the user asks for one.
+//! The shell is glue. The runtime owns checks, policy, nudges, sync and state; the shell
+//! shows that state (tray icon, menu, notifications, the `agent://state` event for the
+//! window) and forwards the user's requests (`commands`). No window exists until the user
+//! asks for one.
 
 mod commands;
+mod reminders;
 mod tray;
+mod tray_host;
 mod window;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::Utc;
 use tandem_agent::{Agent, AgentConfig};
 use tandem_proto::state::AgentState;
 use tauri::async_runtime::JoinHandle;
@@ -50,11 +54,28 @@ pub fn run() -> anyhow::Result<()> {
         // Registered first: a second launch must hand over before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             tracing::info!(?argv, "another launch asked for the window");
-            window::open_or_log(app);
+            window::open_or_log(app, window::Page::Home);
         }))
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
         .invoke_handler(tauri::generate_handler![
             commands::get_state,
-            commands::check_now
+            commands::check_now,
+            commands::get_policy,
+            commands::defer,
+            commands::pause_reminders,
+            commands::open_fix,
+            commands::open_link,
+            commands::report_phishing_url,
+            commands::report_phishing_message,
+            commands::phishing_reports,
+            commands::last_sent_report,
+            commands::history,
+            commands::autostart_enabled,
+            commands::set_autostart,
         ])
         .setup(move |app| {
             start(app.handle(), open_at_start)?;
@@ -84,24 +105,48 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the tray, the state follower and the runtime, once the event loop is ready.
+/// Starts the tray, reminders, the state follower and the runtime, once the event loop is
+/// ready.
 fn start(app: &AppHandle, open_window: bool) -> anyhow::Result<()> {
     let agent = app.state::<Agent>().inner().clone();
     let mut states = agent.subscribe();
-    let first = TrayModel::of(&states.borrow_and_update());
+    let first = states.borrow_and_update().clone();
+    let first = TrayModel::of(&first, false, Utc::now());
     tray::create(app, &first).context("cannot create the tray icon")?;
+    // Subscribed before the runtime starts, so no reminder decided at start is missed.
+    reminders::start(app);
 
     let follower = app.clone();
+    let policy_agent = agent.clone();
     tauri::async_runtime::spawn(async move {
         let mut shown = first;
-        while states.changed().await.is_ok() {
+        loop {
             let state: AgentState = states.borrow_and_update().clone();
-            shown = follow(&follower, &shown, &state);
+            let pause_allowed = pause_allowed(&policy_agent).await;
+            shown = follow(&follower, &shown, &state, pause_allowed);
+            if states.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+
+    // The icon was added either way (a tray host may appear later); without one now, the
+    // user hears once where Tandem is.
+    let checker = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if !tray_host::available().await {
+            tracing::warn!("no tray host (StatusNotifierWatcher or XEmbed tray manager) found");
+            reminders::no_tray(&checker);
         }
     });
 
     let background = app.state::<Background>();
     let shutdown = background.shutdown.clone();
+    // Silent enrolment from the file IT deployed, if any (retried while offline).
+    tauri::async_runtime::spawn({
+        let agent = agent.clone();
+        async move { agent.bootstrap().await }
+    });
     let task = tauri::async_runtime::spawn(async move { agent.run(shutdown).await });
     if let Ok(mut slot) = background.task.lock() {
         *slot = Some(task);
@@ -113,12 +158,27 @@ fn start(app: &AppHandle, open_window: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the policy in force lets the user defer (and so pause) reminders at all; the
+/// runtime enforces it, the menu only hides what would be refused.
+async fn pause_allowed(agent: &Agent) -> bool {
+    agent
+        .effective_policy()
+        .await
+        .map(|(policy, _)| policy.nudges.deferrals.max_count > 0)
+        .unwrap_or(false)
+}
+
 /// Shows one new state: the window's event and the tray. Returns what the tray now shows.
-fn follow(app: &AppHandle, shown: &TrayModel, state: &AgentState) -> TrayModel {
+fn follow(
+    app: &AppHandle,
+    shown: &TrayModel,
+    state: &AgentState,
+    pause_allowed: bool,
+) -> TrayModel {
     if let Err(err) = app.emit(STATE_EVENT, state) {
         tracing::warn!("cannot send the state to the window: {err}");
     }
-    let next = TrayModel::of(state);
+    let next = TrayModel::of(state, pause_allowed, Utc::now());
     match tray::update(app, shown, &next) {
         Ok(()) => next,
         Err(err) => {

@@ -1,40 +1,56 @@
-//! The tray icon. Its image follows `AgentState::tray_state()`, its menu lists the results;
-//! both are rebuilt from every new state the runtime publishes, and only when they change.
+//! The tray icon and its menu. The image follows `AgentState::tray`, the menu lists what
+//! needs the user; both are rebuilt from every new state the runtime publishes, and only
+//! when they change.
 
+use chrono::{DateTime, Local, Utc};
 use tandem_agent::Agent;
-use tandem_proto::check::{CheckId, Status};
+use tandem_proto::check::{CheckId, Owner, Status};
 use tandem_proto::state::{AgentState, TrayState};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager};
 
-use crate::window;
+use crate::window::{self, Page};
 
 /// The id of Tandem's one tray icon.
 pub const TRAY_ID: &str = "tandem";
 
 const OPEN: &str = "open";
 const CHECK_NOW: &str = "check_now";
+const PHISHING: &str = "phishing";
+const PAUSE: &str = "pause";
+const ABOUT: &str = "about";
 const QUIT: &str = "quit";
 const SUMMARY: &str = "summary";
-const RESULT_PREFIX: &str = "result:";
+const ITEM_PREFIX: &str = "item:";
 
-/// What the tray shows, derived from the agent state alone.
+/// How long "Pause reminders" pauses them.
+pub const PAUSE_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What the tray shows, derived from the agent state and whether the policy lets the user
+/// pause reminders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrayModel {
     pub state: TrayState,
     /// The menu's first line and the tooltip.
     pub summary: String,
-    /// One menu entry per result: the check and its label.
+    /// One entry per thing that needs the user: the check and its label.
     pub entries: Vec<(CheckId, String)>,
+    /// The pause entry: `None` when the policy allows no deferral, else its label and whether
+    /// it can be chosen (not while reminders are already paused).
+    pub pause: Option<(String, bool)>,
 }
 
 impl TrayModel {
-    pub fn of(state: &AgentState) -> TrayModel {
-        let tray = state.tray_state();
-        let needing = state.needing_action().len();
-        let what = match needing {
+    pub fn of(state: &AgentState, pause_allowed: bool, now: DateTime<Utc>) -> TrayModel {
+        let tray = state.tray;
+        let needing: Vec<_> = state
+            .needing_action()
+            .into_iter()
+            .filter(|r| r.owner == Owner::User)
+            .collect();
+        let what = match needing.len() {
             _ if state.results.is_empty() => "No checks have run yet".to_owned(),
             0 => "All good: nothing needs you".to_owned(),
             1 => "1 thing needs you".to_owned(),
@@ -49,25 +65,63 @@ impl TrayModel {
             (TrayState::Offline, Some(_)) => format!("{what} · offline"),
             _ => what,
         };
-        let entries = state
-            .results
+        // Items with a deadline first, in the runtime's order (most urgent first).
+        let rank = |id: CheckId| {
+            state
+                .items
+                .iter()
+                .position(|i| i.check_id == id)
+                .unwrap_or(usize::MAX)
+        };
+        let mut needing = needing;
+        needing.sort_by_key(|r| (rank(r.id), std::cmp::Reverse(r.status.rank())));
+        let entries = needing
             .iter()
             .map(|r| {
-                (
-                    r.id,
-                    format!("{}: {}", r.id.title(), status_label(r.status)),
-                )
+                let due = state
+                    .items
+                    .iter()
+                    .find(|i| i.check_id == r.id)
+                    .map(|i| due_label(i.deadline, now));
+                let label = match due {
+                    Some(due) => format!("{} ({due})", r.id.title()),
+                    None => format!("{}: {}", r.id.title(), status_label(r.status)),
+                };
+                (r.id, label)
             })
             .collect();
+        let pause = pause_allowed.then(|| match state.paused_until.filter(|t| *t > now) {
+            Some(until) => (
+                format!(
+                    "Reminders paused until {}",
+                    until.with_timezone(&Local).format("%H:%M")
+                ),
+                false,
+            ),
+            None => ("Pause reminders for 1 hour".to_owned(), true),
+        });
         TrayModel {
             state: tray,
             summary,
             entries,
+            pause,
         }
     }
 
     fn tooltip(&self) -> String {
         format!("Tandem: {}", self.summary)
+    }
+}
+
+/// "overdue", "due today", "due in 3 days".
+fn due_label(deadline: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if deadline <= now {
+        return "overdue".into();
+    }
+    match (deadline - now).num_days() {
+        0 => "due today".into(),
+        1 => "due tomorrow".into(),
+        n => format!("due in {n} days"),
     }
 }
 
@@ -138,39 +192,34 @@ fn icon(state: TrayState) -> tauri::Result<Image<'static>> {
     Image::from_bytes(icon_png(state, panel()))
 }
 
+fn item(
+    app: &AppHandle,
+    id: &str,
+    label: &str,
+    enabled: bool,
+) -> tauri::Result<MenuItem<tauri::Wry>> {
+    MenuItem::with_id(app, id, label, enabled, None::<&str>)
+}
+
 fn menu(app: &AppHandle, model: &TrayModel) -> tauri::Result<Menu<tauri::Wry>> {
     let menu = Menu::new(app)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        SUMMARY,
-        &model.summary,
-        false,
-        None::<&str>,
-    )?)?;
+    menu.append(&item(app, SUMMARY, &model.summary, false)?)?;
     if !model.entries.is_empty() {
         menu.append(&PredefinedMenuItem::separator(app)?)?;
         for (id, label) in &model.entries {
-            let item_id = format!("{RESULT_PREFIX}{id}");
-            menu.append(&MenuItem::with_id(app, item_id, label, true, None::<&str>)?)?;
+            menu.append(&item(app, &format!("{ITEM_PREFIX}{id}"), label, true)?)?;
         }
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        OPEN,
-        "Open Tandem",
-        true,
-        None::<&str>,
-    )?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        CHECK_NOW,
-        "Check now",
-        true,
-        None::<&str>,
-    )?)?;
+    menu.append(&item(app, OPEN, "Open Tandem", true)?)?;
+    menu.append(&item(app, CHECK_NOW, "Check now", true)?)?;
+    menu.append(&item(app, PHISHING, "Report phishing…", true)?)?;
+    if let Some((label, enabled)) = &model.pause {
+        menu.append(&item(app, PAUSE, label, *enabled)?)?;
+    }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&MenuItem::with_id(app, QUIT, "Quit", true, None::<&str>)?)?;
+    menu.append(&item(app, ABOUT, "About Tandem", true)?)?;
+    menu.append(&item(app, QUIT, "Quit", true)?)?;
     Ok(menu)
 }
 
@@ -198,36 +247,50 @@ pub fn update(app: &AppHandle, shown: &TrayModel, next: &TrayModel) -> tauri::Re
     if next.summary != shown.summary {
         tray.set_tooltip(Some(next.tooltip()))?;
     }
-    if next.summary != shown.summary || next.entries != shown.entries {
+    if next.summary != shown.summary || next.entries != shown.entries || next.pause != shown.pause {
         tray.set_menu(Some(menu(app, next)?))?;
     }
     Ok(())
 }
 
 fn on_menu_event(app: &AppHandle, event: MenuEvent) {
+    let agent = app.state::<Agent>().inner().clone();
     match event.id().as_ref() {
-        OPEN => window::open_or_log(app),
+        OPEN => window::open_or_log(app, Page::Home),
         CHECK_NOW => {
-            let agent = app.state::<Agent>().inner().clone();
             tauri::async_runtime::spawn(async move {
                 if let Err(err) = agent.check_now().await {
                     tracing::warn!("check requested from the tray failed: {err}");
                 }
             });
         }
+        PHISHING => window::open_or_log(app, Page::Phishing),
+        PAUSE => {
+            tauri::async_runtime::spawn(async move {
+                match agent.pause_reminders(PAUSE_FOR).await {
+                    Ok(until) => tracing::info!(%until, "reminders paused"),
+                    Err(err) => tracing::warn!("cannot pause reminders: {err}"),
+                }
+            });
+        }
+        ABOUT => window::open_or_log(app, Page::Settings),
         QUIT => app.exit(0),
-        // Each result opens the window; the item page per check comes with the full UI.
-        id if id.starts_with(RESULT_PREFIX) => window::open_or_log(app),
-        _ => {}
+        id => {
+            let check = id
+                .strip_prefix(ITEM_PREFIX)
+                .and_then(|name| serde_json::from_value::<CheckId>(name.into()).ok());
+            if let Some(check) = check {
+                window::open_or_log(app, Page::Item(check));
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
     use tandem_proto::check::{CheckResult, Owner, Remediation};
-    use tandem_proto::state::Enrollment;
+    use tandem_proto::state::{ActionItem, Enrollment, Phase};
 
     fn result(id: CheckId, status: Status) -> CheckResult {
         CheckResult {
@@ -245,59 +308,88 @@ mod tests {
     }
 
     fn enrolled(results: Vec<CheckResult>) -> AgentState {
-        AgentState {
+        let mut state = AgentState {
             enrollment: Some(Enrollment::default()),
             last_sync_at: Some(Utc::now()),
             results,
             ..AgentState::default()
-        }
+        };
+        state.refresh_tray();
+        state
+    }
+
+    fn model(state: &AgentState) -> TrayModel {
+        TrayModel::of(state, true, Utc::now())
     }
 
     #[test]
     fn a_fresh_agent_is_offline_and_says_so() {
-        let model = TrayModel::of(&AgentState::default());
+        let model = model(&AgentState::default());
         assert_eq!(model.state, TrayState::Offline);
         assert_eq!(model.summary, "Not enrolled with IT");
         assert!(model.entries.is_empty());
     }
 
     #[test]
-    fn the_menu_counts_what_needs_the_user_and_lists_every_result() {
-        let state = enrolled(vec![
-            result(CheckId::OsUpdates, Status::Fail),
+    fn the_menu_lists_what_needs_the_user_most_urgent_first() {
+        let mut it_owned = result(CheckId::Firewall, Status::Fail);
+        it_owned.owner = Owner::It;
+        let mut state = enrolled(vec![
             result(CheckId::ScreenLock, Status::Warn),
-            result(CheckId::Firewall, Status::Pass),
+            result(CheckId::OsUpdates, Status::Fail),
+            result(CheckId::PasswordAge, Status::Pass),
+            it_owned,
         ]);
-        let model = TrayModel::of(&state);
+        let now = Utc::now();
+        state.items = vec![ActionItem {
+            check_id: CheckId::ScreenLock,
+            phase: Phase::Imminent,
+            first_seen: now - chrono::Duration::days(10),
+            deadline: now + chrono::Duration::hours(36),
+            deferrals_left: 1,
+            deferred_until: None,
+        }];
+        state.refresh_tray();
+        let model = TrayModel::of(&state, true, now);
         assert_eq!(model.state, TrayState::Urgent);
         assert_eq!(model.summary, "2 things need you");
         assert_eq!(
             model.entries,
             vec![
+                (CheckId::ScreenLock, "Screen lock (due tomorrow)".to_owned()),
                 (
                     CheckId::OsUpdates,
                     "Operating system updates: action required".to_owned()
                 ),
-                (CheckId::ScreenLock, "Screen lock: needs you".to_owned()),
-                (CheckId::Firewall, "Firewall: done".to_owned()),
             ]
         );
+        assert_eq!(
+            model.pause,
+            Some(("Pause reminders for 1 hour".to_owned(), true))
+        );
+        assert_eq!(TrayModel::of(&state, false, now).pause, None);
+        state.paused_until = Some(now + chrono::Duration::minutes(30));
+        assert!(matches!(
+            TrayModel::of(&state, true, now).pause,
+            Some((_, false))
+        ));
     }
 
     #[test]
     fn all_passing_is_calm() {
-        let model = TrayModel::of(&enrolled(vec![result(CheckId::OsUpdates, Status::Pass)]));
+        let model = model(&enrolled(vec![result(CheckId::OsUpdates, Status::Pass)]));
         assert_eq!(model.state, TrayState::Ok);
         assert_eq!(model.summary, "All good: nothing needs you");
     }
 
     #[test]
     fn offline_does_not_hide_what_needs_the_user() {
-        let state = AgentState {
+        let mut state = AgentState {
             results: vec![result(CheckId::OsUpdates, Status::Warn)],
             ..AgentState::default()
         };
-        let model = TrayModel::of(&state);
+        state.refresh_tray();
+        let model = model(&state);
         assert_eq!(model.state, TrayState::Offline);
         assert_eq!(model.summary, "1 thing needs you · not enrolled");
     }

@@ -1,51 +1,42 @@
-// The skeleton window: the overall state, enrolment and sync, "Check now" and one row per
-// check result. Everything it shows comes from the agent state; it decides nothing itself.
-import { useEffect, useState } from "preact/hooks";
+// The window: a header with the overall state and "Check now", a navigation bar and the page
+// the route names. Everything shown comes from the agent; the window decides nothing itself.
+import { useEffect, useMemo, useState } from "preact/hooks";
 
 import {
-  checkNow,
+  checkNow as runChecks,
+  closeWindow,
   CommandError,
+  getPolicy,
   getState,
   initialState,
+  onNavigate,
   onState,
   type AgentState,
-  type CheckResult,
-  type Status,
-  type TrayState,
+  type CheckId,
+  type Policy,
 } from "./api";
-import { ago, CHECK_TITLES, STATUS_LABELS } from "./labels";
+import { Shield } from "./components";
+import { Ctx, type AppContext } from "./context";
+import { initialLang, Messages, saveLang, type Lang, type MessageKey } from "./i18n";
+import { History } from "./pages/History";
+import { Home } from "./pages/Home";
+import { Item } from "./pages/Item";
+import { ItCanSee } from "./pages/ItCanSee";
+import { Phishing } from "./pages/Phishing";
+import { Settings } from "./pages/Settings";
+import { href, navigate, useRoute, type Route } from "./router";
+import { applyTheme, initialTheme, type Theme } from "./theme";
 
-import okOnLight from "../../icons/src/tray/ok-on-light.svg";
-import okOnDark from "../../icons/src/tray/ok-on-dark.svg";
-import attentionOnLight from "../../icons/src/tray/attention-on-light.svg";
-import attentionOnDark from "../../icons/src/tray/attention-on-dark.svg";
-import urgentOnLight from "../../icons/src/tray/urgent-on-light.svg";
-import urgentOnDark from "../../icons/src/tray/urgent-on-dark.svg";
-import offlineOnLight from "../../icons/src/tray/offline-on-light.svg";
-import offlineOnDark from "../../icons/src/tray/offline-on-dark.svg";
-
-const SHIELDS: Record<TrayState, { light: string; dark: string }> = {
-  ok: { light: okOnLight, dark: okOnDark },
-  attention: { light: attentionOnLight, dark: attentionOnDark },
-  urgent: { light: urgentOnLight, dark: urgentOnDark },
-  offline: { light: offlineOnLight, dark: offlineOnDark },
-};
-
-/**
- * The tray's state, so the window's shield is the icon the user just clicked. Mirrors
- * `AgentState::tray_state()` in tandem-proto; to be replaced by a field of the state when
- * the contract carries it, so the rule lives in one place.
- */
-function headline(state: AgentState): string {
+function headline(state: AgentState, m: Messages): string {
   if (state.results.length === 0) {
-    return state.checking ? "Checking this computer…" : "No checks have run yet";
+    return state.checking ? m.t("headline.running") : m.t("headline.none");
   }
-  const needing = state.results.filter((r) => r.status === "fail" || r.status === "warn").length;
-  if (needing === 0) return "All good: nothing needs you";
-  return needing === 1 ? "1 thing needs you" : `${needing} things need you`;
+  const needing = state.results.filter((r) => r.owner === "user" && (r.status === "fail" || r.status === "warn")).length;
+  if (needing === 0) return m.t("headline.allGood");
+  return needing === 1 ? m.t("headline.one") : m.t("headline.many", { n: needing });
 }
 
-function connection(state: AgentState): string {
+function connection(state: AgentState, m: Messages): string {
   const parts: string[] = [];
   if (state.enrollment) {
     let host = state.enrollment.server_url;
@@ -54,68 +45,69 @@ function connection(state: AgentState): string {
     } catch {
       // Show the URL as given when it does not parse.
     }
-    parts.push(`Enrolled with ${host}`);
-    parts.push(state.last_sync_at ? `last sync ${ago(state.last_sync_at)}` : "not synced yet");
+    parts.push(m.t("conn.enrolled", { host }));
+    parts.push(state.last_sync_at ? m.t("conn.lastSync", { ago: m.relative(state.last_sync_at) }) : m.t("conn.notSynced"));
   } else {
-    parts.push("Not enrolled: nothing is sent to IT");
+    parts.push(m.t("conn.notEnrolled"));
   }
-  if (state.last_check_at) parts.push(`checked ${ago(state.last_check_at)}`);
+  if (state.last_check_at) parts.push(m.t("conn.checked", { ago: m.relative(state.last_check_at) }));
   return parts.join(" · ");
 }
 
-function StatusBadge({ status }: { status: Status }) {
-  return (
-    <span class="badge" data-status={status}>
-      <svg class="badge-glyph" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
-        <path d={GLYPHS[status]} />
-      </svg>
-      <span>{STATUS_LABELS[status]}</span>
-    </span>
-  );
-}
-
-// Each status has its own shape, so colour is never the only cue.
-const GLYPHS: Record<Status, string> = {
-  pass: "M4 8.2 L7 11 L12 5",
-  warn: "M8 3.5 V9 M8 12 V12.2",
-  fail: "M4.5 4.5 L11.5 11.5 M11.5 4.5 L4.5 11.5",
-  unknown: "M6 6 C6 3.5 10.5 3.5 10.5 6 C10.5 7.8 8 7.8 8 9.6 M8 12.2 V12.4",
-  not_applicable: "M4 8 H12",
-};
-
-function ResultRow({ result }: { result: CheckResult }) {
-  const titleId = `result-${result.id}-title`;
-  return (
-    <li class="result" data-check-id={result.id} data-status={result.status} aria-labelledby={titleId}>
-      <h3 class="result-title" id={titleId}>
-        {CHECK_TITLES[result.id]}
-      </h3>
-      <StatusBadge status={result.status} />
-      <p class="result-summary">{result.summary}</p>
-    </li>
-  );
-}
+const NAV: { route: Route; key: MessageKey }[] = [
+  { route: { page: "home" }, key: "nav.home" },
+  { route: { page: "phishing" }, key: "nav.phishing" },
+  { route: { page: "it-can-see" }, key: "nav.itCanSee" },
+  { route: { page: "history" }, key: "nav.history" },
+  { route: { page: "settings" }, key: "nav.settings" },
+];
 
 export function App() {
   const [state, setState] = useState<AgentState | null>(initialState);
+  const [policy, setPolicy] = useState<Policy | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [requested, setRequested] = useState(false);
+  const [lang, setLang] = useState<Lang>(initialLang);
+  const [theme, setTheme] = useState<Theme>(initialTheme);
+  const route = useRoute();
+  const m = useMemo(() => new Messages(lang), [lang]);
 
   useEffect(() => {
-    let stop: (() => void) | undefined;
+    document.documentElement.lang = lang;
+  }, [lang]);
+  useEffect(() => applyTheme(theme), [theme]);
+
+  // Ctrl+W (Cmd+W) closes the window, as in any other app; Tandem stays in the tray.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "w") {
+        e.preventDefault();
+        void closeWindow();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
+  useEffect(() => {
+    let stops: (() => void)[] = [];
     let cancelled = false;
     // An event that arrives before the answer to getState is newer than that answer.
     let heard = false;
     // Listen first, then read: a change between the two is never lost.
+    const keep = (unlisten: () => void) => {
+      if (cancelled) unlisten();
+      else stops.push(unlisten);
+    };
     onState((next) => {
       heard = true;
       setState(next);
     })
-      .then((unlisten) => {
-        if (cancelled) unlisten();
-        else stop = unlisten;
-      })
+      .then(keep)
       .catch((err: unknown) => setError(`cannot follow the agent: ${String(err)}`));
+    onNavigate((to) => navigate(to))
+      .then(keep)
+      .catch(() => {});
     getState()
       .then((now) => {
         if (!heard) setState(now);
@@ -123,9 +115,18 @@ export function App() {
       .catch((err: unknown) => setError(err instanceof CommandError ? err.message : String(err)));
     return () => {
       cancelled = true;
-      stop?.();
+      stops.forEach((stop) => stop());
+      stops = [];
     };
   }, []);
+
+  // The policy changes rarely; read it again whenever the agent says it moved.
+  const policyKey = `${state?.policy.etag ?? ""}|${state?.policy.source ?? ""}|${state?.policy.managed_path ?? ""}`;
+  useEffect(() => {
+    getPolicy()
+      .then(setPolicy)
+      .catch(() => setPolicy(null));
+  }, [policyKey]);
 
   // Re-render now and then so "checked 2 minutes ago" stays true while the window is open.
   const [, setTick] = useState(0);
@@ -136,77 +137,96 @@ export function App() {
 
   const busy = requested || (state?.checking ?? false);
 
-  async function onCheckNow() {
+  async function checkNow(checkId?: CheckId): Promise<void> {
     if (busy) return;
     setRequested(true);
     setError(null);
     try {
-      setState(await checkNow());
-    } catch (err: unknown) {
-      setError(err instanceof CommandError ? `Check failed: ${err.message}` : String(err));
+      setState(await runChecks(checkId));
     } finally {
       setRequested(false);
     }
   }
 
+  async function onCheckNow() {
+    try {
+      await checkNow();
+    } catch (err: unknown) {
+      setError(m.t("checkFailed", { error: err instanceof Error ? err.message : String(err) }));
+    }
+  }
+
+  const ctx: AppContext = { state, policy, m, checkNow, busy };
   const tone = state ? state.tray : "offline";
-  const shield = SHIELDS[tone];
+  const current = route.page === "item" ? "home" : route.page;
 
   return (
-    <main class="app" data-tone={tone} aria-busy={state === null}>
-      <header class="overview">
-        <picture class="shield">
-          <source srcset={shield.dark} media="(prefers-color-scheme: dark)" />
-          <img src={shield.light} width={40} height={40} alt="" />
-        </picture>
-        <div class="overview-text">
-          <div role="status" aria-live="polite">
-            <h1 class="headline" id="overall">
-              {state ? headline(state) : "Loading…"}
-            </h1>
+    <Ctx.Provider value={ctx}>
+      <button
+        type="button"
+        class="skip"
+        onClick={() => document.getElementById("main")?.focus()}
+      >
+        {m.t("skip")}
+      </button>
+      <div class="app" data-tone={tone} data-page={route.page}>
+        <header class="overview">
+          <Shield tone={tone} />
+          <div class="overview-text">
+            <div role="status" aria-live="polite">
+              <p class="headline" id="overall">
+                {state ? headline(state, m) : m.t("loading")}
+              </p>
+            </div>
+            <p class="connection" id="connection">
+              {state ? connection(state, m) : "\u00a0"}
+            </p>
+            {state?.last_sync_error ? <p class="sync-error">{m.t("conn.error", { error: state.last_sync_error })}</p> : null}
           </div>
-          <p class="connection" id="connection">
-            {state ? connection(state) : "\u00a0"}
-          </p>
-          {state?.last_sync_error ? (
-            <p class="sync-error">Could not reach the server: {state.last_sync_error}</p>
-          ) : null}
-        </div>
-        <button type="button" class="check-now" id="check-now" onClick={onCheckNow} aria-disabled={busy}>
-          {busy ? "Checking…" : "Check now"}
-        </button>
-      </header>
+          <button type="button" class="primary check-now" id="check-now" onClick={onCheckNow} aria-disabled={busy}>
+            {busy ? m.t("checking") : m.t("checkNow")}
+          </button>
+        </header>
 
-      {error ? (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+        <nav class="nav" aria-label={m.t("nav.label")}>
+          <ul role="list">
+            {NAV.map((n) => (
+              <li key={n.key}>
+                <a href={href(n.route)} id={`nav-${n.route.page}`} aria-current={current === n.route.page ? "page" : undefined}>
+                  {m.t(n.key)}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
 
-      <section class="results-section" aria-labelledby="results-heading">
-        <h2 id="results-heading" class="section-heading">
-          Checks on this computer
-        </h2>
-        <ul
-          id="results"
-          class="results"
-          role="list"
-          aria-labelledby="results-heading"
-          aria-busy={busy}
-          data-count={state?.results.length ?? 0}
-        >
-          {state?.results.map((r) => <ResultRow key={r.id} result={r} />)}
-        </ul>
-        {state && state.results.length === 0 ? (
-          <p class="empty">
-            {state.checking ? "The first check is running." : "Results appear here after the first check."}
+        {error ? (
+          <p class="error" role="alert">
+            {error}
           </p>
         ) : null}
-      </section>
 
-      <footer class="footer">
-        Tandem{state?.agent_version ? ` ${state.agent_version}` : ""}
-      </footer>
-    </main>
+        <main id="main" class="page" tabIndex={-1} aria-busy={state === null}>
+          {route.page === "home" ? <Home /> : null}
+          {route.page === "item" ? <Item key={route.check} check={route.check} /> : null}
+          {route.page === "phishing" ? <Phishing /> : null}
+          {route.page === "it-can-see" ? <ItCanSee /> : null}
+          {route.page === "history" ? <History /> : null}
+          {route.page === "settings" ? (
+            <Settings
+              onLang={(l) => {
+                saveLang(l);
+                setLang(l);
+              }}
+              theme={theme}
+              onTheme={(t) => {
+                applyTheme(t, true);
+                setTheme(t);
+              }}
+            />
+          ) : null}
+        </main>
+      </div>
+    </Ctx.Provider>
   );
 }

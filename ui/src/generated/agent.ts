@@ -125,7 +125,7 @@ machine_id: string, hostname: string,
  */
 os: string, os_version: string, model?: string | null, serial?: string | null, };
 
-export type EventKind = "nudge_shown" | "nudge_deferred" | "nudge_acted" | "status_changed" | "policy_applied" | "policy_rejected";
+export type EventKind = "nudge_shown" | "nudge_deferred" | "nudge_acted" | "status_changed" | "policy_applied" | "policy_rejected" | "update_applied" | "update_refused";
 
 export type Event = { kind: EventKind, at: string, check_id?: CheckId | null, detail?: string | null, };
 
@@ -138,6 +138,28 @@ report_id: string, agent_version: string, sent_at: string, inventory: Inventory,
  * The etag of the server policy the agent has applied, so IT sees what is in force.
  */
 policy_etag?: string | null, };
+
+export type PhishingAck = { tracking_id: string, received_at: string, };
+
+export type PhishingSubject = { "kind": "url", url: string, } | { "kind": "message", file_name: string, bytes: number, };
+
+export type PhishingReceipt = { tracking_id: string, 
+/**
+ * When the server received it (the server's clock).
+ */
+received_at: string, subject: PhishingSubject, note: string | null, };
+
+export type SentReport = { 
+/**
+ * When the server acknowledged it.
+ */
+acknowledged_at: string, 
+/**
+ * The JSON body, byte for byte as it went over the wire.
+ */
+body: string, };
+
+export type HistoryEntry = { "kind": "status", at: string, check_id: CheckId, from: Status | null, to: Status, summary: string, } | { "kind": "phishing", at: string, tracking_id: string, };
 
 export type Policy = { org: Org, checks: Checks, nudges: Nudges, it_commitments: Array<ItCommitment>, intervals: Intervals, };
 
