@@ -20,12 +20,12 @@ use tandem_e2e::procs::{bin_dir, wait_for, Server, Tandem};
 use tandem_e2e::webdriver::WebDriver;
 
 /// Generous: a cold WebKit start on a busy two-core machine takes seconds.
-const APP_READY: Duration = Duration::from_secs(60);
+pub(crate) const APP_READY: Duration = Duration::from_secs(60);
 
 /// The built `tandem-desktop`: `TANDEM_DESKTOP_BIN`, else next to this test's binaries, else
 /// in `$CARGO_TARGET_DIR/debug`. It is not a dependency of this crate, so it must be built
 /// first (after the UI, which it embeds).
-fn desktop_bin() -> PathBuf {
+pub(crate) fn desktop_bin() -> PathBuf {
     let mut candidates = Vec::new();
     if let Some(path) = std::env::var_os("TANDEM_DESKTOP_BIN") {
         candidates.push(PathBuf::from(path));
@@ -48,7 +48,7 @@ fn desktop_bin() -> PathBuf {
 }
 
 /// `tauri-driver`: `TAURI_DRIVER_BIN`, else on PATH, else in cargo's bin dir.
-fn tauri_driver_bin() -> PathBuf {
+pub(crate) fn tauri_driver_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("TAURI_DRIVER_BIN") {
         return PathBuf::from(path);
     }
@@ -69,14 +69,14 @@ fn tauri_driver_bin() -> PathBuf {
 }
 
 /// `test-output/desktop/` at the workspace root.
-fn output_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn output_dir() -> anyhow::Result<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-output/desktop");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir.canonicalize()?)
 }
 
 /// The app's own settings: an isolated data dir and a file credential store.
-fn app_env(session: &DesktopSession) -> Vec<(&'static str, String)> {
+pub(crate) fn app_env(session: &DesktopSession) -> Vec<(&'static str, String)> {
     vec![
         (
             "TANDEM_DATA_DIR",
@@ -88,7 +88,7 @@ fn app_env(session: &DesktopSession) -> Vec<(&'static str, String)> {
 }
 
 /// The number of distinct colours in a PNG: a window that has painted text has many.
-fn colours(png: &Path) -> anyhow::Result<u64> {
+pub(crate) fn colours(png: &Path) -> anyhow::Result<u64> {
     let out = Command::new("identify")
         .args(["-format", "%k"])
         .arg(png)
@@ -102,7 +102,11 @@ fn colours(png: &Path) -> anyhow::Result<u64> {
 /// Waits until the screen area has painted (more than a handful of colours) and then stayed
 /// the same for a moment, so the picture shows the state rather than a first blank or
 /// "Loading…" frame; then leaves it at `path`.
-fn screenshot_settled(session: &DesktopSession, rect: Rect, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn screenshot_settled(
+    session: &DesktopSession,
+    rect: Rect,
+    path: &Path,
+) -> anyhow::Result<()> {
     const QUIET: Duration = Duration::from_millis(700);
     let mut last: Option<(Vec<u8>, Instant)> = None;
     wait_for(APP_READY, &format!("{} to settle", path.display()), || {
@@ -124,7 +128,7 @@ fn screenshot_settled(session: &DesktopSession, rect: Rect, path: &Path) -> anyh
 }
 
 /// Saves a 4× enlarged copy of a small screenshot, pixels kept sharp.
-fn enlarge(small: &Path, large: &Path) -> anyhow::Result<()> {
+pub(crate) fn enlarge(small: &Path, large: &Path) -> anyhow::Result<()> {
     let status = Command::new("convert")
         .arg(small)
         .args(["-filter", "point", "-resize", "400%"])
@@ -136,7 +140,7 @@ fn enlarge(small: &Path, large: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn grow(rect: Rect, by: i32) -> Rect {
+pub(crate) fn grow(rect: Rect, by: i32) -> Rect {
     Rect {
         x: (rect.x - by).max(0),
         y: (rect.y - by).max(0),
@@ -145,7 +149,7 @@ fn grow(rect: Rect, by: i32) -> Rect {
     }
 }
 
-fn tandem_tray_icon(session: &DesktopSession) -> Option<XWindow> {
+pub(crate) fn tandem_tray_icon(session: &DesktopSession) -> Option<XWindow> {
     session.tray_icons().ok()?.into_iter().find(|w| {
         w.name.as_deref() == Some("tandem-desktop") || w.class.iter().any(|c| c.contains("tandem"))
     })
@@ -260,21 +264,13 @@ fn the_tray_icon_appears_and_a_second_launch_opens_the_window() {
 }
 
 /// A loopback port that was free a moment ago.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-#[test]
-fn webdriver_reads_the_results_list_from_the_window() {
-    let out = output_dir().unwrap();
-    let mut session = DesktopSession::with(SessionOptions {
-        keyring: false,
-        ..SessionOptions::default()
-    })
-    .unwrap();
-    let bin = desktop_bin();
-
-    // tauri-driver passes its environment through WebKitWebDriver to the app.
+/// Starts tauri-driver in the session and a WebDriver session on `tandem-desktop --open`:
+/// WebDriver can only drive a webview that exists when the session starts.
+pub(crate) fn webdriver(session: &mut DesktopSession, env: &[(&str, String)]) -> WebDriver {
     let (port, native_port) = (free_port().unwrap(), free_port().unwrap());
     let mut driver = Command::new(tauri_driver_bin());
     driver
@@ -284,7 +280,8 @@ fn webdriver_reads_the_results_list_from_the_window() {
             "--native-port",
             &native_port.to_string(),
         ])
-        .envs(app_env(&session));
+        // tauri-driver passes its environment through WebKitWebDriver to the app.
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     if Path::new("/usr/bin/WebKitWebDriver").is_file() {
         driver.args(["--native-driver", "/usr/bin/WebKitWebDriver"]);
     }
@@ -302,81 +299,11 @@ fn webdriver_reads_the_results_list_from_the_window() {
             .filter(|r| r.status().is_success())
     })
     .unwrap_or_else(|e| panic!("{e:#}\n{}", session.log("tauri-driver")));
-
-    // WebDriver can only drive a webview that exists when the session starts: hence --open.
     let capabilities = json!({"capabilities": {"alwaysMatch": {"tauri:options": {
-        "application": bin, "args": ["--open"]
+        "application": desktop_bin(), "args": ["--open"]
     }}}});
-    let wd = WebDriver::new_session(&base, capabilities)
-        .unwrap_or_else(|e| panic!("{e:#}\ndriver log:\n{}", session.log("tauri-driver")));
-
-    let list = wait_for(APP_READY, "the results list", || {
-        wd.find_all("ul#results").ok()?.into_iter().next()
-    })
-    .unwrap_or_else(|e| panic!("{e:#}\ndriver log:\n{}", session.log("tauri-driver")));
-    assert_eq!(
-        wd.attribute(&list, "role").unwrap().as_deref(),
-        Some("list")
-    );
-
-    // One row per result, once the first check run has finished.
-    let rows = wait_for(APP_READY, "at least one result row", || {
-        Some(wd.find_all("ul#results > li[data-check-id]").ok()?).filter(|rows| !rows.is_empty())
-    })
-    .unwrap();
-    let state = wd.agent_state().unwrap();
-    let want: Vec<&str> = state["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["id"].as_str())
-        .collect();
-    let have: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            wd.attribute(r, "data-check-id")
-                .unwrap()
-                .unwrap_or_default()
-        })
-        .collect();
-    assert_eq!(have, want, "the rows are not the agent's results");
-    let first = wd.text(&rows[0]).unwrap();
-    let summary = state["results"][0]["summary"].as_str().unwrap();
-    assert!(
-        first.contains(summary),
-        "row `{first}` lacks the summary `{summary}`"
-    );
-    assert!(
-        want.contains(&"os_updates"),
-        "the skeleton's os_updates check is missing: {want:?}"
-    );
-
-    // "Check now" runs the checks again: the last check time moves on.
-    let before = state["last_check_at"].clone();
-    let button = wd
-        .find_all("#check-now")
-        .unwrap()
-        .into_iter()
-        .next()
-        .expect("the Check now button");
-    wd.click(&button).unwrap();
-    wait_for(APP_READY, "a new check run after Check now", || {
-        let now = wd.agent_state().ok()?;
-        (now["last_check_at"] != before && !now["checking"].as_bool().unwrap_or(true)).then_some(())
-    })
-    .unwrap();
-    wait_for(APP_READY, "the button to read Check now again", || {
-        (wd.text(&button).ok()? == "Check now").then_some(())
-    })
-    .unwrap();
-
-    let window = session
-        .windows_named("Tandem")
-        .unwrap()
-        .into_iter()
-        .next()
-        .expect("the Tandem window on screen");
-    screenshot_settled(&session, window.rect(), &out.join("window-webdriver.png")).unwrap();
+    WebDriver::new_session(&base, capabilities)
+        .unwrap_or_else(|e| panic!("{e:#}\ndriver log:\n{}", session.log("tauri-driver")))
 }
 
 /// The fill colours of the tray icons drawn for light panels (icons/src/tray/*-on-light.svg).
@@ -446,7 +373,10 @@ fn once_enrolled_the_tray_icon_takes_the_colour_of_the_results() {
 }
 
 /// Runs a command to completion, killing it after `timeout` (a keyring prompt would hang).
-fn output_within(cmd: &mut Command, timeout: Duration) -> anyhow::Result<std::process::Output> {
+pub(crate) fn output_within(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> anyhow::Result<std::process::Output> {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let deadline = Instant::now() + timeout;
     while child.try_wait()?.is_none() {

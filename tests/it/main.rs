@@ -3,7 +3,13 @@
 // All of this binary is test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod console;
+mod context;
 mod desktop;
+mod desktop_pages;
+mod desktop_reminders;
 mod faults;
+mod install;
 mod keyring;
 mod skeleton;
+mod update;

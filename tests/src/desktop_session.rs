@@ -477,6 +477,8 @@ impl DesktopSession {
             // Services the bus activates (dconf, the a11y bus) must see the session too.
             .env("DISPLAY", &self.display)
             .env("HOME", self.home())
+            // dconf-service writes where its clients read: the session's config dir.
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env("XDG_RUNTIME_DIR", &socket_dir);
         self.bus_address = self.spawn_reporting("dbus", cmd)?;
         Ok(())

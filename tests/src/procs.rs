@@ -117,8 +117,23 @@ impl Server {
     /// Starts `tandem-server serve --listen 127.0.0.1:0` and waits for its "listening on"
     /// line (no sleeping: the line is printed once the socket is bound).
     pub fn start(database: &str) -> anyhow::Result<Server> {
+        Server::start_with_args(database, &[])
+    }
+
+    /// Like [`Server::start_sqlite`], with more `serve` arguments.
+    pub fn start_sqlite_with_args(extra: &[&str]) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let database = format!("sqlite://{}", dir.path().join("server.db").display());
+        let mut server = Server::start_with_args(&database, extra)?;
+        server._dir = Some(dir);
+        Ok(server)
+    }
+
+    /// Like [`Server::start`], with more `serve` arguments.
+    pub fn start_with_args(database: &str, extra: &[&str]) -> anyhow::Result<Server> {
         let mut child = Command::new(bin("tandem-server")?)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()

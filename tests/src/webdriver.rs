@@ -105,6 +105,95 @@ impl WebDriver {
         )
     }
 
+    /// Opens `url` and waits for the page to load.
+    pub fn navigate(&self, url: &str) -> anyhow::Result<()> {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))?;
+        Ok(())
+    }
+
+    /// The current page's URL.
+    pub fn current_url(&self) -> anyhow::Result<String> {
+        let value = self.call(reqwest::Method::GET, "/url", None)?;
+        Ok(value.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The first element matching `css`; fails when there is none.
+    pub fn find(&self, css: &str) -> anyhow::Result<String> {
+        self.find_all(css)?
+            .into_iter()
+            .next()
+            .with_context(|| format!("no element matches `{css}`"))
+    }
+
+    /// Empties an input or textarea.
+    pub fn clear(&self, element: &str) -> anyhow::Result<()> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )?;
+        Ok(())
+    }
+
+    /// Types `text` into an element, as keystrokes.
+    pub fn send_keys(&self, element: &str, text: &str) -> anyhow::Result<()> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({"text": text})),
+        )?;
+        Ok(())
+    }
+
+    /// Runs a synchronous script and returns what it returns.
+    pub fn execute(&self, script: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    /// A PNG of the viewport.
+    pub fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
+        use base64::Engine as _;
+        let value = self.call(reqwest::Method::GET, "/screenshot", None)?;
+        let b64 = value
+            .as_str()
+            .context("the screenshot answer is not a string")?;
+        Ok(base64::engine::general_purpose::STANDARD.decode(b64)?)
+    }
+
+    /// A PNG of the whole page (Chromium's full-page capture through the DevTools protocol,
+    /// which chromedriver exposes); falls back to the viewport elsewhere.
+    pub fn full_page_screenshot(&self) -> anyhow::Result<Vec<u8>> {
+        use base64::Engine as _;
+        let url = format!("{}/session/{}/goog/cdp/execute", self.base, self.session);
+        let metrics: Value = self
+            .http
+            .post(&url)
+            .json(&json!({"cmd": "Page.getLayoutMetrics", "params": {}}))
+            .send()?
+            .json()?;
+        let size = &metrics["value"]["cssContentSize"];
+        let (Some(width), Some(height)) = (size["width"].as_f64(), size["height"].as_f64()) else {
+            return self.screenshot();
+        };
+        let shot: Value = self
+            .http
+            .post(&url)
+            .json(&json!({"cmd": "Page.captureScreenshot", "params": {
+                "format": "png", "captureBeyondViewport": true,
+                "clip": {"x": 0, "y": 0, "width": width, "height": height.min(6000.0), "scale": 1}
+            }}))
+            .send()?
+            .json()?;
+        let b64 = shot["value"]["data"]
+            .as_str()
+            .with_context(|| format!("no screenshot data in {shot}"))?;
+        Ok(base64::engine::general_purpose::STANDARD.decode(b64)?)
+    }
+
     /// The agent state as the window's own command returns it.
     pub fn agent_state(&self) -> anyhow::Result<Value> {
         let state = self.execute_async(

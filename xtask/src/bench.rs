@@ -4,7 +4,10 @@
 //! - `checks [--runs N]`: median wall time of `tandem check` against the median of the
 //!   probes' own commands run back to back by a shell, and their ratio.
 //! - `agent-idle [--minutes N]`: `tandem run` enrolled to a local `tandem-server`, idle:
-//!   private memory (Private_Dirty from /proc/PID/smaps_rollup), RSS and average CPU.
+//!   private memory (Private_Dirty from /proc/PID/smaps_rollup), RSS and average CPU, the
+//!   agent's own and with the probes it started.
+//! - `agent-day`: one simulated day of checks, reports, policy polls and nudge ticks in a
+//!   few minutes (`crates/agent/examples/simulated_day.rs`), memory after every hour.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::util::{cargo, output, run as run_cmd, step, target_dir};
+
+#[path = "bench_desktop.rs"]
+mod desktop;
 
 fn release_bins() -> anyhow::Result<PathBuf> {
     step("cargo build --release (tandem, tandem-server)", || {
@@ -56,7 +62,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("checks") => checks(&args[1..]),
         Some("agent-idle") => agent_idle(&args[1..]),
-        _ => bail!("usage: cargo xtask bench checks [--runs N] | agent-idle [--minutes N]"),
+        Some("desktop-idle") => desktop::run(&args[1..]),
+        Some("agent-day") => agent_day(),
+        Some("fleet") => crate::bench_fleet::run(&args[1..]),
+        _ => bail!(
+            "usage: cargo xtask bench checks [--runs N] | agent-idle [--minutes N] | agent-day | desktop-idle [--minutes N] | fleet [--backend sqlite|postgres] [--agents N] …"
+        ),
     }
 }
 
@@ -157,15 +168,15 @@ fn memory_kb(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((field("Private_Dirty:"), field("Rss:")))
 }
 
-/// CPU time (user + system) of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+/// CPU time of a process in clock ticks: (its own user + system, that of its children
+/// that have exited and been waited for — the probes it ran).
+fn cpu_ticks(pid: u32) -> anyhow::Result<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0);
-    let stime: u64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-    Ok(utime + stime)
+    let n = |i: usize| -> u64 { fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0) };
+    Ok((n(11) + n(12), n(13) + n(14)))
 }
 
 struct Kill(std::process::Child);
@@ -247,7 +258,9 @@ fn agent_idle(args: &[String]) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let (pd1, rss1) = memory_kb(pid)?;
-    let cpu = (cpu_ticks(pid)? - t0) as f64 / clk_tck;
+    let t1 = cpu_ticks(pid)?;
+    let cpu = t1.0.saturating_sub(t0.0) as f64 / clk_tck;
+    let children = t1.1.saturating_sub(t0.1) as f64 / clk_tck;
     println!("bench agent-idle: `tandem run` enrolled to a local tandem-server, {minutes} min idle (release build)");
     println!("  Private_Dirty: start {pd0} kB, end {pd1} kB, max {max_pd} kB");
     println!("  RSS:           start {rss0} kB, end {rss1} kB");
@@ -255,5 +268,39 @@ fn agent_idle(args: &[String]) -> anyhow::Result<()> {
         "  CPU: {cpu:.2} s over {elapsed:.0} s = {:.3} % of one core",
         100.0 * cpu / elapsed
     );
+    println!(
+        "  CPU with the probes it ran: {:.2} s = {:.3} % of one core",
+        cpu + children,
+        100.0 * (cpu + children) / elapsed
+    );
     Ok(())
+}
+
+fn agent_day() -> anyhow::Result<()> {
+    let bin = release_bins()?;
+    step("cargo build --release --example simulated_day", || {
+        run_cmd(cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "tandem-agent",
+            "--example",
+            "simulated_day",
+        ]))
+    })?;
+    let dir = tempfile_dir("tandem-bench-day")?;
+    let (_server, url, secret) = start_server(&bin, &dir)?;
+    let data = dir.join("agent");
+    output(
+        Command::new(bin.join("tandem"))
+            .env("TANDEM_DATA_DIR", &data)
+            .env("TANDEM_CREDENTIAL_STORE", "file")
+            .args(["enroll", "--server", &url, "--secret", &secret]),
+    )?;
+    println!("bench agent-day: one simulated day of an enrolled agent (release build)");
+    run_cmd(
+        Command::new(bin.join("examples").join("simulated_day"))
+            .env("TANDEM_LOG", "warn")
+            .arg(&data),
+    )
 }

@@ -41,7 +41,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     step("system packages", || {
         let mut packages: Vec<&str> = deps::BUILD_PACKAGES.to_vec();
-        packages.extend(["sqlite3"]);
+        packages.extend(["sqlite3", "oathtool"]);
         deps::ensure_packages(&packages)?;
         deps::ensure_node()
     })?;
@@ -85,6 +85,29 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "--database",
         &database,
     ]))?)?;
+
+    // An IT console account: a fresh password each run; the TOTP secret is printed once,
+    // when the account is created (an earlier demo run's account keeps its own).
+    let console_password = random_hex(12)?;
+    let console = Command::new(&server)
+        .args([
+            "admin",
+            "create",
+            "--username",
+            "demo",
+            "--role",
+            "admin",
+            "--database",
+            &database,
+        ])
+        .env("TANDEM_SERVER_ADMIN_PASSWORD", &console_password)
+        .output()
+        .context("cannot run tandem-server admin create")?;
+    let console_totp = if console.status.success() {
+        Some(last_line(&String::from_utf8_lossy(&console.stdout))?)
+    } else {
+        None
+    };
 
     let mut children = Children(Vec::new());
     let mut child = Command::new(&server)
@@ -160,6 +183,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "tandem run (no display found)"
         }
     );
+    match &console_totp {
+        Some(totp) => {
+            println!("  IT console:   {url}/console  user demo, password {console_password}");
+            println!("                TOTP secret {totp} (add it to an authenticator app, or");
+            println!("                `oathtool --totp -b {totp}` prints the current code)");
+        }
+        None => println!(
+            "  IT console:   {url}/console  (the `demo` account from an earlier run; delete {} to start afresh)",
+            demo_dir.display()
+        ),
+    }
     println!();
     println!("Try:");
     println!("  curl -s -H 'Authorization: Bearer {admin_token}' {url}/api/v1/admin/devices");
@@ -176,6 +210,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let _ = face.wait();
     }
     Ok(())
+}
+
+/// `bytes` random bytes from the OS, hex-encoded.
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("cannot read /dev/urandom")?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn dirs_home() -> PathBuf {

@@ -33,6 +33,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "gnome-keyring",
     "libsecret-tools",
     "webkit2gtk-driver",
+    // The IT console's browser tests: headless Chromium and its WebDriver.
+    "chromium",
+    "chromium-driver",
     "postgresql",
     "sqlite3",
     "at-spi2-core",
@@ -45,6 +48,13 @@ pub const TEST_PACKAGES: &[&str] = &[
     "dconf-gsettings-backend",
     "dconf-service",
     "dbus-daemon",
+    // The agent's user-context probe: X11 idle time from the screensaver extension.
+    "xprintidle",
+    // The Linux packages: Debian's package checker, the desktop-entry validator, rpm to
+    // read the .rpm.
+    "lintian",
+    "desktop-file-utils",
+    "rpm",
 ];
 
 fn is_installed(package: &str) -> bool {

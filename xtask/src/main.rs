@@ -2,6 +2,8 @@
 //! the README: each installs what the machine lacks, then does its job.
 
 mod bench;
+mod bench_fleet;
+mod bundle;
 mod cross_check;
 mod demo;
 mod deps;
@@ -19,8 +21,12 @@ tasks:
   test                 install what is missing, then run every check and test
   deps                 install the system packages and tools the build and tests need
   ui                   build the desktop frontend (ui/dist)
-  bench checks|agent-idle
+  bundle               the Linux packages (.deb, .rpm) with Tauri's bundler
+                       ([--debug] [--no-build] [--bundles deb,rpm] [--out DIR])
+  bench checks|agent-idle|agent-day|desktop-idle
                        the figures of BENCHMARKS.md (release builds)
+  bench fleet          the server's: ingest, 20,000 long-polls, push to 10,000 agents
+                       ([--backend sqlite|postgres] [--agents N]; see xtask/src/bench_fleet.rs)
   cross-check          type-check and lint the agent-side crates for Windows and macOS
                        ([--target T]... [--no-clippy]; see `cargo xtask cross-check --help`)
 ";
@@ -45,6 +51,7 @@ fn run() -> anyhow::Result<()> {
     match task.as_str() {
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
+        "bundle" => bundle::run_cmd(rest),
         "test" => test::run(rest),
         "deps" => deps::ensure_all(),
         "ui" => deps::build_ui(),

@@ -1,0 +1,715 @@
+//! The IT console in a real browser: headless Chromium from Debian, driven over WebDriver by
+//! chromedriver, against a real `tandem-server` and a real enrolled `tandem` agent.
+//!
+//! Screenshots of every page land in `test-output/console/` at the workspace root; the
+//! README's are copied from there into `docs/screenshots/console/`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use tandem_e2e::procs::{bin, last_line, run_ok, wait_for, Proc, Server, Tandem};
+use tandem_e2e::webdriver::WebDriver;
+
+const PASSWORD: &str = "a long console password";
+const PAYLOAD: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"><svg onload=\"window.__pwned=3\">";
+
+fn output_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-output/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// RFC 6238 (SHA-1, 30 s, 6 digits), written here independently of the server's.
+fn totp(secret: &str) -> String {
+    let key = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap();
+    let step = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30;
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).unwrap();
+    mac.update(&step.to_be_bytes());
+    let d = mac.finalize().into_bytes();
+    let o = usize::from(d[19] & 0x0f);
+    let n = u32::from_be_bytes([d[o] & 0x7f, d[o + 1], d[o + 2], d[o + 3]]) % 1_000_000;
+    format!("{n:06}")
+}
+
+/// chromedriver on a free port, with headless Chromium behind it.
+struct Browser {
+    driver: WebDriver,
+    _chromedriver: Proc,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let mut child = Command::new("/usr/bin/chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is missing: install Debian's chromium and chromium-driver");
+        let stdout = child.stdout.take().unwrap();
+        let proc = Proc {
+            child,
+            name: "chromedriver".into(),
+        };
+        // chromedriver says which port it took once it listens; no sleeping.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("chromedriver did not report its port");
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1440,1000", "--hide-scrollbars",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }
+        }}});
+        let driver = WebDriver::new_session(&format!("http://127.0.0.1:{port}"), capabilities)
+            .expect("no WebDriver session");
+        Browser {
+            driver,
+            _chromedriver: proc,
+            _profile: profile,
+        }
+    }
+
+    fn shot(&self, name: &str) {
+        let png = self.driver.full_page_screenshot().unwrap();
+        std::fs::write(output_dir().join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Signs in through the form, as a person would.
+    fn sign_in(&self, server: &Server, user: &str, secret: &str) {
+        let d = &self.driver;
+        d.navigate(&format!("{}/console/login", server.url))
+            .unwrap();
+        fill(d, "#username", user);
+        fill(d, "#password", PASSWORD);
+        fill(d, "#code", &totp(secret));
+        d.click(&d.find("#sign-in").unwrap()).unwrap();
+    }
+
+    fn heading(&self) -> String {
+        let d = &self.driver;
+        d.text(&d.find("h1").unwrap()).unwrap()
+    }
+}
+
+/// Types `text` into the field `css` and checks that it arrived: on a loaded machine a
+/// keystroke now and then goes missing, so typing is retried (twice at most).
+fn fill(d: &WebDriver, css: &str, text: &str) {
+    let field = d.find(css).unwrap();
+    for _ in 0..3 {
+        d.clear(&field).unwrap();
+        d.send_keys(&field, text).unwrap();
+        let value = d.call(
+            reqwest::Method::GET,
+            &format!("/element/{field}/property/value"),
+            None,
+        );
+        if value.ok().as_ref().and_then(Value::as_str) == Some(text) {
+            return;
+        }
+    }
+    panic!("could not type into {css}");
+}
+
+/// Creates a console account with the CLI; returns its TOTP secret.
+fn console_account(server: &Server, user: &str, role: &str) -> String {
+    let out = run_ok(
+        Command::new(bin("tandem-server").unwrap())
+            .args(["admin", "create", "--username", user, "--role", role])
+            .args(["--database", &server.database])
+            .env("TANDEM_SERVER_ADMIN_PASSWORD", PASSWORD),
+    )
+    .unwrap();
+    last_line(&out)
+}
+
+#[test]
+fn sign_in_with_totp_then_a_policy_changed_in_the_form_reaches_the_agent_within_two_seconds() {
+    let server = Server::start_sqlite().unwrap();
+    let secret = console_account(&server, "ada", "admin");
+    let enroll = server
+        .admin_secret(&["enroll-secret", "create", "--group", "default"])
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let agent = Tandem::new(data.path()).env("TANDEM_CREDENTIAL_STORE", "file");
+    agent
+        .run_ok(&["enroll", "--server", &server.url, "--secret", &enroll])
+        .unwrap();
+    agent.run_ok(&["sync"]).unwrap();
+    let run = agent.spawn_run().unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "the agent to hold the server's policy",
+        || {
+            let s = agent.status_json().ok()?;
+            (s["policy"]["source"] == "server").then_some(())
+        },
+    )
+    .unwrap();
+
+    let browser = Browser::start();
+    let d = &browser.driver;
+    d.navigate(&format!("{}/console/login", server.url))
+        .unwrap();
+    browser.shot("sign-in");
+    // A wrong code is refused with a message and no session.
+    fill(d, "#username", "ada");
+    fill(d, "#password", PASSWORD);
+    fill(d, "#code", "000000");
+    d.click(&d.find("#sign-in").unwrap()).unwrap();
+    let error = d.text(&d.find("#login-error").unwrap()).unwrap();
+    assert!(
+        error.contains("Wrong username, password or code"),
+        "{error}"
+    );
+
+    browser.sign_in(&server, "ada", &secret);
+    assert_eq!(browser.heading(), "Fleet overview");
+    assert!(d.current_url().unwrap().ends_with("/console"));
+    // The session cookie is invisible to script (HttpOnly).
+    assert_eq!(d.execute("return document.cookie").unwrap(), "");
+    browser.shot("fleet-overview");
+
+    // Change the default group's policy through the form.
+    d.navigate(&format!("{}/console/policies/default", server.url))
+        .unwrap();
+    browser.shot("policy-form");
+    fill(d, "[name='/intervals/check_minutes']", "45");
+    fill(d, "[name='/org/name']", "Browser Corp");
+    d.click(&d.find("#preview-form").unwrap()).unwrap();
+    assert!(
+        browser.heading().starts_with("Review"),
+        "{}",
+        browser.heading()
+    );
+    let diff = d.text(&d.find("#diff").unwrap()).unwrap();
+    assert!(
+        diff.contains("/intervals/check_minutes") && diff.contains("45"),
+        "{diff}"
+    );
+    let impact = d.text(&d.find("#impact").unwrap()).unwrap();
+    assert!(impact.contains("of 1 devices"), "{impact}");
+    browser.shot("policy-preview");
+
+    let before = agent.status_json().unwrap()["policy"]["version"].as_i64();
+    let pushed_at = Instant::now();
+    d.click(&d.find("#push").unwrap()).unwrap();
+    let version = wait_for(
+        Duration::from_secs(5),
+        "the agent to apply the pushed policy",
+        || {
+            let s = agent.status_json().ok()?;
+            let v = s["policy"]["version"].as_i64();
+            (v != before).then_some(v)
+        },
+    )
+    .unwrap();
+    let took = pushed_at.elapsed();
+    eprintln!("the policy pushed from the console reached the agent in {took:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let notice = d.text(&d.find("#notice").unwrap()).unwrap();
+    assert!(
+        notice.contains(&format!("Version {} pushed", version.unwrap())),
+        "{notice}"
+    );
+    let status = agent.status_json().unwrap();
+    assert_eq!(
+        status["policy"]["origins"]["/intervals/check_minutes"], "server",
+        "{status}"
+    );
+    browser.shot("policy-pushed");
+
+    // The device page shows the agent's report and the version in force.
+    let device_id = status["enrollment"]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    d.navigate(&format!("{}/console/devices/{device_id}", server.url))
+        .unwrap();
+    let raw = d.text(&d.find("#raw-report").unwrap()).unwrap();
+    assert!(raw.contains("report_id"), "{raw}");
+    browser.shot("device");
+    run.terminate(Duration::from_secs(10)).unwrap();
+}
+
+fn post_json(url: &str, token: Option<&str>, body: &Value) -> Value {
+    let mut req = reqwest::blocking::Client::new().post(url).json(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status();
+    let answer: Value = resp.json().unwrap();
+    assert!(status.is_success(), "POST {url}: {status} {answer}");
+    answer
+}
+
+/// A device that enrols and reports with HTML and script in every string it controls.
+fn hostile_device(server: &Server) -> String {
+    let secret = server
+        .admin_secret(&["enroll-secret", "create", "--group", "default"])
+        .unwrap();
+    let device = json!({"machine_id": "hostile-machine", "hostname": format!("pc{PAYLOAD}"),
+        "os": format!("linux{PAYLOAD}"), "os_version": "12", "model": PAYLOAD, "serial": PAYLOAD});
+    let user = json!({"login": format!("mallory{PAYLOAD}"), "email": "m@example.test"});
+    let enrolled = post_json(
+        &format!("{}/api/v1/enroll", server.url),
+        None,
+        &json!({"enroll_secret": secret, "device": device, "user": user}),
+    );
+    let token = enrolled["device_token"].as_str().unwrap().to_owned();
+    // The inventory carries the device's fields at its top level.
+    let mut inventory = device.clone();
+    inventory["user"] = user.clone();
+    let now = "2026-01-01T10:00:00Z";
+    let result = |id: &str, status: &str| {
+        json!({"id": id, "status": status, "summary": PAYLOAD, "reason": PAYLOAD,
+            "details": {"html": PAYLOAD}, "evidence": [{"source": PAYLOAD, "excerpt": PAYLOAD}],
+            "remediation": {"steps": [PAYLOAD]}, "owner": "user", "observed_at": now, "duration_ms": 3})
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    post_json(
+        &format!("{}/api/v1/agent/reports", server.url),
+        Some(&token),
+        &json!({
+            "report_id": format!("0190a000-0000-7000-8000-{:012x}", nanos % (1u128 << 48)),
+            "agent_version": PAYLOAD, "sent_at": now,
+            "inventory": inventory,
+            "results": [result("os_updates", "fail"), result("firewall", "warn"), result("mfa", "pass")],
+            "events": [{"kind": "nudge_shown", "at": now, "check_id": "os_updates", "detail": PAYLOAD}]
+        }),
+    );
+    post_json(
+        &format!("{}/api/v1/agent/phishing-reports", server.url),
+        Some(&token),
+        &json!({"url": "https://evil.example/x?<script>window.__pwned=5</script>", "note": PAYLOAD}),
+    );
+    enrolled["device_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn hostile_device_data_runs_no_script_on_any_page_and_forms_need_their_csrf_token() {
+    let server = Server::start_sqlite().unwrap();
+    let secret = console_account(&server, "ada", "admin");
+    let device_id = hostile_device(&server);
+    let browser = Browser::start();
+    let d = &browser.driver;
+    browser.sign_in(&server, "ada", &secret);
+    assert_eq!(browser.heading(), "Fleet overview");
+
+    // Every page, including the ones that show the device's strings.
+    let mut pages = vec![
+        ("fleet-hostile", "/console".to_owned()),
+        ("search", "/console?q=pc".to_owned()),
+        ("device-hostile", format!("/console/devices/{device_id}")),
+        ("policies", "/console/policies".to_owned()),
+        ("enrollment", "/console/enrollment".to_owned()),
+        ("identity", "/console/identity".to_owned()),
+        ("phishing-inbox", "/console/phishing".to_owned()),
+        ("webhooks", "/console/webhooks".to_owned()),
+        ("api-tokens", "/console/tokens".to_owned()),
+        ("admins", "/console/admins".to_owned()),
+        ("audit-log", "/console/audit".to_owned()),
+    ];
+    d.navigate(&format!("{}/console/phishing", server.url))
+        .unwrap();
+    let report = d.find("table a[href^='/console/phishing/']").unwrap();
+    let href = d.attribute(&report, "href").unwrap().unwrap();
+    let report_path = href.trim_start_matches(server.url.as_str()).to_owned();
+    pages.push(("phishing-report", report_path));
+    for (name, path) in &pages {
+        d.navigate(&format!("{}{path}", server.url)).unwrap();
+        let pwned = d
+            .execute("return window.__pwned === undefined ? null : window.__pwned")
+            .unwrap();
+        assert_eq!(pwned, Value::Null, "script ran on {path}");
+        let title = d.execute("return document.title").unwrap();
+        assert!(
+            title.as_str().unwrap().ends_with("Tandem console"),
+            "{path}: {title}"
+        );
+        // Expand every result so the screenshot shows the escaped evidence too.
+        d.execute("document.querySelectorAll('details').forEach(e => e.open = true)")
+            .unwrap();
+        assert_eq!(
+            d.execute("return document.querySelectorAll('img, iframe, object, embed').length")
+                .unwrap(),
+            0,
+            "{path} grew elements from device data"
+        );
+        browser.shot(name);
+    }
+    // The payload is shown, as text.
+    d.navigate(&format!("{}/console/devices/{device_id}", server.url))
+        .unwrap();
+    let hostname = d.text(&d.find("#device-hostname").unwrap()).unwrap();
+    assert!(
+        hostname.contains("<script>window.__pwned=1</script>"),
+        "{hostname}"
+    );
+
+    // CSRF: the same signed-in browser posting without the form's token is refused, and
+    // nothing changes.
+    let status = d
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/console/policies/default/push', {method: 'POST', credentials: 'same-origin',
+                 headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+                 body: 'policy=' + encodeURIComponent('{\"org\":{\"name\":\"Forged\"}}')})
+               .then(r => done(r.status), e => done(String(e)));",
+        )
+        .unwrap();
+    assert_eq!(status, 403);
+    d.navigate(&format!("{}/console/policies/default", server.url))
+        .unwrap();
+    assert_eq!(
+        d.find_all("ol.versions li").unwrap().len(),
+        0,
+        "a forged push was stored"
+    );
+    browser.shot("policy-no-versions");
+}
+
+/// One device of the demo fleet: enrols, then reports `statuses` observed `days_ago`.
+fn demo_device(
+    server: &Server,
+    secret: &str,
+    host: &str,
+    user: &str,
+    os: (&str, &str),
+    statuses: &[(&str, &str)],
+    days_ago: i64,
+) {
+    let device = json!({"machine_id": format!("demo-{host}"), "hostname": host, "os": os.0,
+        "os_version": os.1, "model": "ThinkPad X1", "serial": format!("SN-{host}")});
+    let user = json!({"login": user, "email": format!("{user}@acme.example")});
+    let enrolled = post_json(
+        &format!("{}/api/v1/enroll", server.url),
+        None,
+        &json!({"enroll_secret": secret, "device": device, "user": user}),
+    );
+    let token = enrolled["device_token"].as_str().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let observed = now.as_secs() as i64 - days_ago * 86_400;
+    let at = |secs: i64| {
+        let out = Command::new("date")
+            .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let results: Vec<Value> = statuses
+        .iter()
+        .map(|(id, status)| {
+            json!({"id": id, "status": status,
+                "summary": if *status == "pass" { "All good".to_owned() } else { format!("{id} needs attention") },
+                "details": {}, "evidence": [{"source": "probe", "excerpt": "recorded output"}],
+                "remediation": {"steps": []}, "owner": "user", "observed_at": at(observed), "duration_ms": 40})
+        })
+        .collect();
+    let mut inventory = device.clone();
+    inventory["user"] = user.clone();
+    post_json(
+        &format!("{}/api/v1/agent/reports", server.url),
+        Some(token),
+        &json!({"report_id": format!("0190a000-0000-7000-8000-{:012x}", now.as_nanos() % (1u128 << 48)),
+            "agent_version": "0.1.0", "sent_at": at(now.as_secs() as i64), "inventory": inventory,
+            "results": results, "events": [{"kind": "nudge_shown", "at": at(observed), "check_id": statuses[0].0, "detail": "reminder"}]}),
+    );
+    if host == "fin-lt-07" {
+        let eml = "From: \"IT Service Desk\" <it-desk@acme-support.example>\r\nTo: carol@acme.example\r\nSubject: Action required: your mailbox is full\r\nDate: Mon, 23 Nov 2026 08:12:00 +0000\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>Click <a href=\"https://acme-support.example/reset?u=carol\">here</a> to keep your mailbox.</p>\r\n--b\r\nContent-Type: application/octet-stream; name=invoice.pdf.exe\r\nContent-Disposition: attachment; filename=\"invoice.pdf.exe\"\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b--\r\n";
+        let form = reqwest::blocking::multipart::Form::new()
+            .text("note", "Looks like a fake IT message")
+            .part(
+                "message",
+                reqwest::blocking::multipart::Part::bytes(eml.as_bytes().to_vec())
+                    .file_name("message.eml"),
+            );
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/agent/phishing-reports", server.url))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+}
+
+/// Hostname, user, (OS, version), failing checks, days since the results were observed.
+type DemoDevice = (
+    &'static str,
+    &'static str,
+    (&'static str, &'static str),
+    &'static [&'static str],
+    i64,
+);
+
+/// What the README shows: a small fleet with history, and every page used through its forms.
+#[test]
+fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
+    let server = Server::start_sqlite().unwrap();
+    let secret = console_account(&server, "ada", "admin");
+    let enroll = server
+        .admin_secret(&["enroll-secret", "create", "--group", "default"])
+        .unwrap();
+    let all = [
+        "os_updates",
+        "mfa",
+        "password_age",
+        "password_manager",
+        "firewall",
+        "disk_encryption",
+        "screen_lock",
+        "antivirus",
+        "auto_updates",
+        "os_supported",
+        "software_sources",
+    ];
+    let fleet: [DemoDevice; 8] = [
+        ("eng-mbp-01", "ada", ("macos", "15.1"), &[], 1),
+        ("eng-mbp-02", "grace", ("macos", "14.7"), &["os_updates"], 3),
+        (
+            "eng-lt-03",
+            "linus",
+            ("ubuntu", "24.04"),
+            &["screen_lock", "password_manager"],
+            20,
+        ),
+        (
+            "fin-lt-07",
+            "carol",
+            ("windows", "10.0.22631"),
+            &["disk_encryption"],
+            30,
+        ),
+        ("ops-lt-11", "dan", ("debian", "12"), &[], 1),
+        (
+            "sales-lt-12",
+            "erin",
+            ("windows", "10.0.19045"),
+            &["mfa", "antivirus"],
+            2,
+        ),
+        ("sales-lt-14", "frank", ("macos", "15.1"), &[], 1),
+        (
+            "hr-lt-02",
+            "heidi",
+            ("windows", "10.0.22631"),
+            &["firewall"],
+            16,
+        ),
+    ];
+    for (host, user, os, failing, days) in fleet {
+        let statuses: Vec<(&str, &str)> = all
+            .iter()
+            .map(|c| {
+                (
+                    *c,
+                    if failing.contains(c) {
+                        "fail"
+                    } else if *c == "antivirus" && os.0 != "windows" {
+                        "not_applicable"
+                    } else {
+                        "pass"
+                    },
+                )
+            })
+            .collect();
+        demo_device(&server, &enroll, host, user, os, &statuses, days);
+    }
+    // Thirty days of history for the trend chart, as the server's daily refresh records it
+    // (written straight into the database: the test cannot wait a month).
+    let path = server.database.trim_start_matches("sqlite://");
+    let mut sql = String::from("BEGIN;");
+    for day in 1..30i64 {
+        for (i, check) in all.iter().enumerate() {
+            // Worse a month ago, better since: the programme working.
+            let late = day / 8 + (i as i64 % 3) * i64::from(day > 10);
+            let due = (day / 6).min(3) + i64::from(i % 4 == 0);
+            let pass = (8 - late.min(3) - due.min(3)).max(2);
+            let unknown = 8 - pass - late.min(3) - due.min(3);
+            sql.push_str(&format!(
+                "INSERT OR REPLACE INTO console_compliance_daily VALUES (date('now', '-{day} days'), '{check}', {pass}, {}, {}, {});",
+                due.min(3), late.min(3), unknown.max(0)
+            ));
+        }
+    }
+    sql.push_str("COMMIT;");
+    run_ok(Command::new("sqlite3").arg(path).arg(&sql)).unwrap();
+
+    let browser = Browser::start();
+    let d = &browser.driver;
+    browser.sign_in(&server, "ada", &secret);
+    assert_eq!(browser.heading(), "Fleet overview");
+    browser.shot("readme-fleet");
+    // Filters: only the Windows machines, then a search.
+    d.navigate(&format!("{}/console?os=windows", server.url))
+        .unwrap();
+    assert_eq!(d.find_all("#devices tbody tr").unwrap().len(), 3);
+    d.navigate(&format!("{}/console?q=carol", server.url))
+        .unwrap();
+    let rows = d.find_all("#devices tbody tr a").unwrap();
+    assert_eq!(rows.len(), 1);
+    d.click(&rows[0]).unwrap();
+    assert_eq!(
+        d.text(&d.find("#device-hostname").unwrap()).unwrap(),
+        "fin-lt-07"
+    );
+    browser.shot("readme-device");
+
+    // Enrolment: a secret with copy-ready commands.
+    d.navigate(&format!("{}/console/enrollment", server.url))
+        .unwrap();
+    fill(d, "[name=expires_in_days]", "7");
+    d.click(&d.find("form.row button[type=submit]").unwrap())
+        .unwrap();
+    let created = d.text(&d.find("#created-secret").unwrap()).unwrap();
+    assert!(created.contains("tandem enroll --server"), "{created}");
+    browser.shot("readme-enrollment");
+
+    // Phishing: the reported message is listed, its link and attachment shown as text.
+    d.navigate(&format!("{}/console/phishing", server.url))
+        .unwrap();
+    browser.shot("readme-phishing-inbox");
+    d.click(&d.find("table a[href^='/console/phishing/']").unwrap())
+        .unwrap();
+    let body = d.text(&d.find(".content").unwrap()).unwrap();
+    assert!(
+        body.contains("https://acme-support.example/reset?u=carol"),
+        "{body}"
+    );
+    assert!(body.contains("invoice.pdf.exe"), "{body}");
+    assert_eq!(
+        d.find_all(".content a[href^='https://acme']")
+            .unwrap()
+            .len(),
+        0,
+        "a live link"
+    );
+    let reply = d.find("[name=reply]").unwrap();
+    d.send_keys(
+        &reply,
+        "Thanks — confirmed phishing. We blocked the sender.",
+    )
+    .unwrap();
+    d.execute("document.querySelector('[name=status]').value = 'phishing'")
+        .unwrap();
+    d.click(&d.find("aside button[type=submit]").unwrap())
+        .unwrap();
+    assert!(d
+        .text(&d.find("aside").unwrap())
+        .unwrap()
+        .contains("Last triaged by admin:ada"));
+    browser.shot("readme-phishing-report");
+
+    // Identity: a bulk import through the form.
+    d.navigate(&format!("{}/console/identity", server.url))
+        .unwrap();
+    let csv = d.find("[name=csv]").unwrap();
+    d.send_keys(&csv, "email,mfa_enrolled,password_changed_at\nada@acme.example,true,2026-09-01T00:00:00Z\nerin@acme.example,false,2025-10-01T00:00:00Z\n").unwrap();
+    d.click(
+        &d.find("form[action='/console/identity/import'] button")
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(d
+        .text(&d.find(".alert.ok").unwrap())
+        .unwrap()
+        .contains("Imported 2 users"));
+    browser.shot("readme-identity");
+
+    // API tokens and accounts.
+    d.navigate(&format!("{}/console/tokens", server.url))
+        .unwrap();
+    fill(d, "[name=name]", "SIEM export");
+    d.click(&d.find("form.row button[type=submit]").unwrap())
+        .unwrap();
+    assert!(!d.text(&d.find("#token-value").unwrap()).unwrap().is_empty());
+    browser.shot("readme-tokens");
+    d.navigate(&format!("{}/console/admins", server.url))
+        .unwrap();
+    fill(d, "[name=username]", "val");
+    fill(d, "[name=password]", PASSWORD);
+    d.click(&d.find("form.row button[type=submit]").unwrap())
+        .unwrap();
+    let uri = d
+        .text(
+            &d.find("#totp-uri").unwrap_or_else(|e| {
+                panic!("{e}: {}", d.text(&d.find(".content").unwrap()).unwrap())
+            }),
+        )
+        .unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/Tandem%3Aval?secret="),
+        "{uri}"
+    );
+    let val_secret = d.text(&d.find("#totp-secret").unwrap()).unwrap();
+    browser.shot("readme-admins");
+
+    // A new group's policy, the audit log with everything above, and the policy pages.
+    d.navigate(&format!("{}/console/policies", server.url))
+        .unwrap();
+    fill(d, "form.row [name=name]", "engineering");
+    d.click(&d.find("form.row button").unwrap()).unwrap();
+    assert_eq!(browser.heading(), "Policy: engineering");
+    browser.shot("readme-policy-form");
+    d.navigate(&format!("{}/console/policies", server.url))
+        .unwrap();
+    browser.shot("readme-policies");
+    d.navigate(&format!("{}/console/audit", server.url))
+        .unwrap();
+    let audit = d.text(&d.find("table.audit").unwrap()).unwrap();
+    for action in [
+        "enroll_secret.create",
+        "phishing_report.triage",
+        "identity.import",
+        "api_token.create",
+        "console_admin.create",
+        "group.create",
+    ] {
+        assert!(
+            audit.contains(action),
+            "{action} missing from the audit log"
+        );
+    }
+    browser.shot("readme-audit");
+
+    // The viewer sees the pages without any form that changes something.
+    d.click(&d.find("button.link").unwrap()).unwrap();
+    assert!(d.current_url().unwrap().ends_with("/console/login"));
+    browser.sign_in(&server, "val", &val_secret);
+    assert_eq!(browser.heading(), "Fleet overview");
+    d.navigate(&format!("{}/console/policies/default", server.url))
+        .unwrap();
+    assert_eq!(d.find_all("#preview-form").unwrap().len(), 0);
+    browser.shot("readme-viewer-policy");
+}

@@ -1,0 +1,424 @@
+//! `cargo xtask bench desktop-idle [--minutes N] [--no-build]`: the desktop app's footprint,
+//! side by side with the floor, a bare Tauri 2 tray app with no logic (`benches/bare-tray`),
+//! in one private X session (Xvfb, a D-Bus session bus, the trayer tray host, dunst).
+//!
+//! 1. Idle: both apps run for N minutes (default 10), `tandem-desktop` enrolled to a local
+//!    `tandem-server` with its checks running; Private_Dirty and RSS from smaps_rollup every
+//!    5 s, CPU from /proc/PID/stat.
+//! 2. The window: a second launch with `--open` opens it in the running app; the time from
+//!    that launch until the window has painted (more than a handful of colours on screen)
+//!    is "time to first paint" as the user sees it. Then Ctrl+W closes it, and the WebKit
+//!    helper processes and the app's memory are followed until they settle.
+//!
+//! A child of `bench.rs` (it shares that module's helpers); release builds.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use super::{cpu_ticks, flag, memory_kb, start_server, tempfile_dir, Kill};
+use crate::util::{cargo, output, run as run_cmd, step, target_dir};
+
+/// A private X session: every process is killed when it is dropped.
+struct Session {
+    display: String,
+    bus: String,
+    dir: PathBuf,
+    procs: Vec<Kill>,
+}
+
+/// Starts `cmd` and returns the first line it prints on stdout, which these daemons print
+/// once they are ready (Xvfb's display number, dbus-daemon's address).
+fn spawn_reporting(mut cmd: Command) -> anyhow::Result<(Kill, String)> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let child = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let _ = tx.send(first);
+        for _ in lines {}
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .with_context(|| format!("{cmd:?} was not ready within 20 s"))?;
+    if line.trim().is_empty() {
+        bail!("{cmd:?} exited before it was ready");
+    }
+    Ok((child, line.trim().to_owned()))
+}
+
+impl Session {
+    fn start(dir: &Path) -> anyhow::Result<Session> {
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home)?;
+        let mut xvfb = Command::new("Xvfb");
+        xvfb.args([
+            "-displayfd",
+            "1",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+            "-screen",
+            "0",
+            "1280x800x24",
+        ]);
+        let (x, number) = spawn_reporting(xvfb)?;
+        let mut session = Session {
+            display: format!(":{number}"),
+            bus: String::new(),
+            dir: dir.to_owned(),
+            procs: vec![x],
+        };
+        let mut dbus = Command::new("dbus-daemon");
+        dbus.args(["--session", "--nofork", "--nopidfile", "--print-address=1"]);
+        let (bus, address) = spawn_reporting(dbus)?;
+        session.bus = address;
+        session.procs.push(bus);
+        for (name, args) in [
+            ("dunst", &[][..]),
+            (
+                "trayer",
+                &[
+                    "--edge",
+                    "bottom",
+                    "--align",
+                    "right",
+                    "--widthtype",
+                    "request",
+                    "--height",
+                    "32",
+                    "--SetDockType",
+                    "true",
+                ][..],
+            ),
+        ] {
+            let child = session
+                .command(name)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("cannot start {name}"))?;
+            session.procs.push(Kill(child));
+        }
+        Ok(session)
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("HOME", self.dir.join("home"))
+            .env("XDG_CONFIG_HOME", self.dir.join("home/.config"))
+            .env("XDG_DATA_HOME", self.dir.join("home/.local/share"))
+            .env("XDG_CACHE_HOME", self.dir.join("home/.cache"))
+            .env_remove("WAYLAND_DISPLAY");
+        cmd
+    }
+
+    fn spawn(&mut self, cmd: &mut Command) -> anyhow::Result<u32> {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {cmd:?}"))?;
+        let pid = child.id();
+        self.procs.push(Kill(child));
+        Ok(pid)
+    }
+
+    /// The id of the top-level window titled exactly `Tandem`, if one is mapped.
+    fn tandem_window(&self) -> Option<String> {
+        let out = self
+            .command("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Tandem$"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_owned)
+    }
+
+    /// Distinct colours in the window: a painted page has many, a blank one a handful.
+    fn colours_in(&self, window: &str) -> Option<u64> {
+        let out = self
+            .command("import")
+            .args(["-silent", "-window", window, "-format", "%k", "info:-"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Clients before the X server and the bus, which were started first.
+        while let Some(p) = self.procs.pop() {
+            drop(p);
+        }
+    }
+}
+
+/// The WebKit helper processes (`WebKitWebProcess`, `WebKitNetworkProcess`) whose parent is
+/// `pid`: WebKitGTK starts them from the app for each web context.
+fn webkit_children(pid: u32) -> BTreeSet<(u32, String)> {
+    let mut found = BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let name = stat
+            .split_once('(')
+            .and_then(|(_, r)| r.rsplit_once(')'))
+            .map(|(n, _)| n.to_owned())
+            .unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) && name.starts_with("WebKit") {
+            found.insert((child, name));
+        }
+    }
+    found
+}
+
+fn kb_of_children(children: &BTreeSet<(u32, String)>) -> u64 {
+    children
+        .iter()
+        .filter_map(|(pid, _)| memory_kb(*pid).ok())
+        .map(|(pd, _)| pd)
+        .sum()
+}
+
+fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Sampled {
+    pd0: u64,
+    pd1: u64,
+    max_pd: u64,
+    rss1: u64,
+    cpu_s: f64,
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let minutes = flag(args, "--minutes", 10)?;
+    if !args.iter().any(|a| a == "--no-build") {
+        step(
+            "npm run build (ui/dist, embedded in tandem-desktop)",
+            crate::deps::build_ui,
+        )?;
+        step(
+            "cargo build --release (tandem-desktop, bare tray, tandem, tandem-server)",
+            || {
+                run_cmd(cargo().args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "tandem-desktop",
+                    "-p",
+                    "tandem-bench-bare-tray",
+                    "-p",
+                    "tandem-cli",
+                    "-p",
+                    "tandem-server",
+                ]))
+            },
+        )?;
+    }
+    let bin = target_dir().join("release");
+    let dir = tempfile_dir("tandem-bench-desktop")?;
+    let (_server, url, secret) = start_server(&bin, &dir)?;
+    let mut session = Session::start(&dir)?;
+
+    let data = dir.join("agent");
+    let app_env = |cmd: &mut Command| {
+        cmd.env("TANDEM_DATA_DIR", &data)
+            .env("TANDEM_CREDENTIAL_STORE", "file")
+            .env("RUST_LOG", "warn");
+    };
+    let mut enroll = session.command(bin.join("tandem"));
+    app_env(&mut enroll);
+    output(enroll.args(["enroll", "--server", &url, "--secret", &secret]))?;
+
+    let mut bare = session.command(bin.join("tandem-bench-bare-tray"));
+    let bare_pid = session.spawn(&mut bare)?;
+    let mut app = session.command(bin.join("tandem-desktop"));
+    app_env(&mut app);
+    let app_pid = session.spawn(&mut app)?;
+    // The first check run and sync happen at start; measure from after them.
+    std::thread::sleep(Duration::from_secs(20));
+
+    let clk_tck: f64 = output(Command::new("getconf").arg("CLK_TCK"))?
+        .trim()
+        .parse()
+        .unwrap_or(100.0);
+    let pids = [bare_pid, app_pid];
+    let start_mem: Vec<(u64, u64)> = pids
+        .iter()
+        .map(|p| memory_kb(*p))
+        .collect::<Result<_, _>>()?;
+    let start_cpu: Vec<(u64, u64)> = pids
+        .iter()
+        .map(|p| cpu_ticks(*p))
+        .collect::<Result<_, _>>()?;
+    let mut max_pd: Vec<u64> = start_mem.iter().map(|m| m.0).collect();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(minutes * 60) {
+        std::thread::sleep(Duration::from_secs(5));
+        for (i, pid) in pids.iter().enumerate() {
+            max_pd[i] = max_pd[i].max(memory_kb(*pid)?.0);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut sampled = Vec::new();
+    for (i, pid) in pids.iter().enumerate() {
+        let (pd1, rss1) = memory_kb(*pid)?;
+        let t1 = cpu_ticks(*pid)?;
+        sampled.push(Sampled {
+            pd0: start_mem[i].0,
+            pd1,
+            max_pd: max_pd[i],
+            rss1,
+            cpu_s: (t1.0 + t1.1).saturating_sub(start_cpu[i].0 + start_cpu[i].1) as f64 / clk_tck,
+        });
+    }
+    println!(
+        "bench desktop-idle: {minutes} min idle side by side in one X session (release builds)"
+    );
+    for (name, s) in ["bare Tauri tray app", "tandem-desktop     "]
+        .iter()
+        .zip(&sampled)
+    {
+        println!(
+            "  {name}: Private_Dirty {} → {} kB (max {}), RSS {} kB, CPU {:.2} s = {:.3} % of one core",
+            s.pd0,
+            s.pd1,
+            s.max_pd,
+            s.rss1,
+            s.cpu_s,
+            100.0 * s.cpu_s / elapsed
+        );
+    }
+    println!(
+        "  ratio (Private_Dirty at the end): {:.2}×",
+        sampled[1].pd1 as f64 / sampled[0].pd1.max(1) as f64
+    );
+
+    // The window: opened by a second launch, as from the applications menu.
+    let idle_pd = memory_kb(app_pid)?.0;
+    let before = webkit_children(app_pid);
+    let launched = Instant::now();
+    let mut second = session.command(bin.join("tandem-desktop"));
+    app_env(&mut second);
+    second.arg("--open");
+    let status = second.status()?;
+    if !status.success() {
+        bail!("the second launch failed: {status}");
+    }
+    let window = wait_until(Duration::from_secs(30), || session.tandem_window())
+        .context("the window did not appear")?;
+    let mapped = launched.elapsed();
+    wait_until(Duration::from_secs(30), || {
+        (session.colours_in(&window)? > 16).then_some(())
+    })
+    .context("the window did not paint")?;
+    let painted = launched.elapsed();
+    std::thread::sleep(Duration::from_secs(5));
+    let open_pd = memory_kb(app_pid)?.0;
+    let open_children = webkit_children(app_pid);
+    let open_children_pd = kb_of_children(&open_children);
+    println!(
+        "  window: mapped {:.0} ms, first paint {:.0} ms after the launch",
+        mapped.as_secs_f64() * 1000.0,
+        painted.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  window open: app Private_Dirty {open_pd} kB (idle {idle_pd} kB), WebKit helpers {} ({open_children_pd} kB Private_Dirty): {}",
+        open_children.len(),
+        open_children.iter().map(|(p, n)| format!("{n}[{p}]")).collect::<Vec<_>>().join(", ")
+    );
+
+    // Ctrl+W closes the window (the page handles it). Without a window manager the key may
+    // not reach the page; then the close figures are not taken, and the run says so.
+    let _ = session
+        .command("xdotool")
+        .args([
+            "windowfocus",
+            "--sync",
+            &window,
+            "mousemove",
+            "--window",
+            &window,
+            "20",
+            "300",
+            "click",
+            "1",
+            "key",
+            "--clearmodifiers",
+            "ctrl+w",
+        ])
+        .status();
+    if wait_until(Duration::from_secs(10), || {
+        session.tandem_window().is_none().then_some(())
+    })
+    .is_none()
+    {
+        println!("  after close: not measured (Ctrl+W did not reach the window in this session)");
+    } else {
+        let gone = wait_until(Duration::from_secs(15), || {
+            webkit_children(app_pid)
+                .iter()
+                .all(|(_, n)| n.starts_with("WebKitNetwork"))
+                .then_some(())
+        });
+        let left = webkit_children(app_pid);
+        std::thread::sleep(Duration::from_secs(10));
+        let after_pd = memory_kb(app_pid)?.0;
+        println!(
+            "  after close: web processes {}, still running: {} ({} kB Private_Dirty); app Private_Dirty {after_pd} kB = idle {:+} kB",
+            if gone.is_some() { "gone" } else { "NOT gone" },
+            left.iter().map(|(p, n)| format!("{n}[{p}]")).collect::<Vec<_>>().join(", "),
+            kb_of_children(&left),
+            after_pd as i64 - idle_pd as i64
+        );
+    }
+    if !before.is_empty() {
+        println!(
+            "  note: {} WebKit helper(s) ran before the window was opened",
+            before.len()
+        );
+    }
+    Ok(())
+}
