@@ -199,6 +199,9 @@ fn start_server(bin: &Path, dir: &Path) -> anyhow::Result<(Kill, String, String)
     let secret = secret.lines().last().unwrap_or_default().trim().to_owned();
     let mut child = Command::new(bin.join("tandem-server"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
+        // A simulated day makes a day's requests in minutes; the per-token limit is for
+        // leaked tokens, not for this.
+        .env("TANDEM_SERVER_TOKEN_RATE_LIMIT", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
