@@ -350,22 +350,35 @@ fn once_enrolled_the_tray_icon_takes_the_colour_of_the_results() {
     let mut app = Command::new(desktop_bin());
     app.envs(app_env(&session));
     session.spawn("tandem-desktop", app).unwrap();
-    let icon = wait_for(APP_READY, "the Tandem icon in the tray", || {
+    wait_for(APP_READY, "the Tandem icon in the tray", || {
         tandem_tray_icon(&session)
     })
     .unwrap();
 
-    // Offline (grey) until the first results are in; then green, amber or red.
+    // Offline (grey) until the first results are in; then green, amber or red. The icon is
+    // looked up again each time: on a loaded machine trayer may still be laying the panel
+    // out after the icon first appeared, and a stale rectangle shows only the panel.
     let shot = out.join("tray-enrolled.png");
     let state = wait_for(
-        APP_READY,
+        APP_READY * 2,
         "the tray icon to leave the offline state",
         || {
+            let icon = tandem_tray_icon(&session)?;
             session.screenshot_rect(icon.rect(), &shot).ok()?;
             tray_fill(&shot)
         },
     )
-    .unwrap_or_else(|e| panic!("{e:#}\napp log:\n{}", session.log("tandem-desktop")));
+    .unwrap_or_else(|e| {
+        let status = Tandem::new(&data)
+            .env("TANDEM_CREDENTIAL_STORE", "file")
+            .run_ok(&["status", "--json"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("{e:#}"));
+        panic!(
+            "{e:#}\nagent status:\n{status}\napp log:\n{}",
+            session.log("tandem-desktop")
+        )
+    });
     let panel = session.tray_panel().unwrap().expect("trayer's panel");
     screenshot_settled(&session, grow(panel.rect(), 8), &shot).unwrap();
     enlarge(&shot, &out.join("tray-enrolled@4x.png")).unwrap();

@@ -31,7 +31,7 @@ pub fn run_all() -> anyhow::Result<()> {
     })?;
     // The cross-process tests start X servers, WebKit and Chromium windows, servers and
     // package installs; all of them at once on a two-core machine starve each other past
-    // their timeouts. Three at a time keeps them honest and the run short.
+    // their timeouts. Two at a time (one per core) keeps them honest and the run short.
     step("cargo test (cross-process: tandem-e2e)", || {
         run_cmd(cargo().args([
             "test",
@@ -39,7 +39,7 @@ pub fn run_all() -> anyhow::Result<()> {
             "tandem-e2e",
             "--locked",
             "--",
-            "--test-threads=3",
+            "--test-threads=2",
         ]))
     })?;
     step("frontend types match the Rust types", || {
