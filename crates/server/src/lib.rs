@@ -86,14 +86,10 @@ pub enum ServerError {
     Tls(#[from] tls::TlsError),
 }
 
-fn enroll_limiter(limit: config::RateLimit) -> Option<Arc<api::EnrollLimiter>> {
-    let per_minute = std::num::NonZeroU32::new(limit.per_minute)?;
-    let burst = std::num::NonZeroU32::new(limit.burst)?;
-    let quota = governor::Quota::per_minute(per_minute).allow_burst(burst);
-    Some(Arc::new(governor::RateLimiter::keyed(quota)))
-}
-
-fn token_limiter(limit: config::RateLimit) -> Option<Arc<api::TokenLimiter>> {
+/// A keyed limiter for `limit`; `None` when either figure is 0 (the limit is off).
+fn keyed_limiter<K: std::hash::Hash + Eq + Clone>(
+    limit: config::RateLimit,
+) -> Option<Arc<api::KeyedLimiter<K>>> {
     let per_minute = std::num::NonZeroU32::new(limit.per_minute)?;
     let burst = std::num::NonZeroU32::new(limit.burst)?;
     let quota = governor::Quota::per_minute(per_minute).allow_burst(burst);
@@ -221,8 +217,8 @@ impl App {
                 webhooks,
                 webhook_configs: config.webhooks.clone(),
                 metrics: Arc::new(metrics::Metrics::default()),
-                enroll_limiter: config.enroll_rate_limit.and_then(enroll_limiter),
-                token_limiter: config.token_rate_limit.and_then(token_limiter),
+                enroll_limiter: config.enroll_rate_limit.and_then(keyed_limiter),
+                token_limiter: config.token_rate_limit.and_then(keyed_limiter),
                 trusted_proxies: config.trusted_proxies.clone(),
                 report_retention: config.report_retention,
                 writers,

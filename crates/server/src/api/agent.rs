@@ -37,15 +37,9 @@ pub async fn enroll(
     // Per source address, so that guessing secrets from one place is slow; checked before
     // the body is even validated, so malformed floods are limited too.
     if let (Some(limiter), Some(ip)) = (&state.enroll_limiter, peer) {
-        if let Err(not_until) = limiter.check_key(&ip) {
+        super::spend(limiter, &ip, 10_000).inspect_err(|_| {
             state.metrics.enroll_rate_limited.inc();
-            let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
-            return Err(ApiError::TooManyRequests(not_until.wait_time_from(now)));
-        }
-        // Forget addresses that have been quiet long enough to be full again.
-        if limiter.len() > 10_000 {
-            limiter.retain_recent();
-        }
+        })?;
     }
     validate::enroll(&req)?;
     let token = new_secret();

@@ -172,18 +172,10 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) 
 /// Takes one request from a token's bucket (keyed by the token's hash, so the limiter holds
 /// no secret), or answers 429 with the wait.
 fn spend_token_budget(state: &SharedState, hash: &SecretHash) -> Result<(), ApiError> {
-    let Some(limiter) = &state.token_limiter else {
-        return Ok(());
-    };
-    if let Err(not_until) = limiter.check_key(hash) {
-        let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
-        return Err(ApiError::TooManyRequests(not_until.wait_time_from(now)));
+    match &state.token_limiter {
+        Some(limiter) => super::spend(limiter, hash, 100_000),
+        None => Ok(()),
     }
-    // Random tokens would each add a bucket: forget the ones that are full again.
-    if limiter.len() > 100_000 {
-        limiter.retain_recent();
-    }
-    Ok(())
 }
 
 /// The enrolled device a request's bearer token belongs to. An unknown or revoked token is

@@ -95,18 +95,35 @@ pub struct AppState {
 }
 
 /// A token bucket per token hash.
-pub type TokenLimiter = governor::RateLimiter<
-    [u8; 32],
-    governor::state::keyed::DefaultKeyedStateStore<[u8; 32]>,
+pub type TokenLimiter = KeyedLimiter<[u8; 32]>;
+
+/// A token bucket per source address.
+pub type EnrollLimiter = KeyedLimiter<std::net::IpAddr>;
+
+/// A token bucket per key.
+pub type KeyedLimiter<K> = governor::RateLimiter<
+    K,
+    governor::state::keyed::DefaultKeyedStateStore<K>,
     governor::clock::DefaultClock,
 >;
 
-/// A token bucket per source address.
-pub type EnrollLimiter = governor::RateLimiter<
-    std::net::IpAddr,
-    governor::state::keyed::DefaultKeyedStateStore<std::net::IpAddr>,
-    governor::clock::DefaultClock,
->;
+/// Takes one request from `key`'s bucket, or answers 429 with the wait. Once the limiter
+/// holds more than `forget_over` keys, those whose bucket is full again are dropped, so
+/// keys that come once (random tokens, passing addresses) cannot grow it without bound.
+pub fn spend<K: std::hash::Hash + Eq + Clone>(
+    limiter: &KeyedLimiter<K>,
+    key: &K,
+    forget_over: usize,
+) -> Result<(), ApiError> {
+    if let Err(not_until) = limiter.check_key(key) {
+        let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+        return Err(ApiError::TooManyRequests(not_until.wait_time_from(now)));
+    }
+    if limiter.len() > forget_over {
+        limiter.retain_recent();
+    }
+    Ok(())
+}
 
 pub type SharedState = Arc<AppState>;
 
