@@ -776,18 +776,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_policy_delivered(&self, device: Uuid, version: i64) -> Result<(), StoreError> {
-        // Skipping the write when nothing changes keeps long-poll answers from queueing for
-        // SQLite's single write lock.
-        sqlx::query(
-            "UPDATE devices SET policy_version = ?
-             WHERE id = ? AND (policy_version IS NULL OR policy_version <> ?)",
-        )
-        .bind(version)
-        .bind(device.to_string())
-        .bind(version)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.record_policies_delivered(&[(device, version)]).await
     }
 
     async fn create_api_token(&self, token: &NewApiToken) -> Result<(), StoreError> {
