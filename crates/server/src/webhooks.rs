@@ -9,7 +9,7 @@
 //! than growing memory without bound. A delivery carries the same `id` on every attempt,
 //! so receivers can drop duplicates.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::identity::sources::Secret;
+use crate::store::{Store, StoreError};
 
 /// Events waiting for delivery, over all hooks.
 const QUEUE: usize = 1024;
@@ -36,7 +37,7 @@ pub enum EventKind {
     DeviceOverdue,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     #[default]
@@ -44,8 +45,9 @@ pub enum Format {
     Slack,
 }
 
-/// One configured hook.
-#[derive(Debug, Clone, Deserialize)]
+/// One configured hook, from the webhooks file or the console. It serializes (secret
+/// included) for the store only.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct WebhookConfig {
     pub url: String,
     #[serde(default)]
@@ -219,35 +221,135 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The sending side every handler shares. Cheap to clone; sending never waits.
+impl EventKind {
+    /// Every kind, in the order the console offers them.
+    pub const ALL: [EventKind; 3] = [
+        EventKind::PhishingReported,
+        EventKind::DeviceOverdue,
+        EventKind::DeviceFixed,
+    ];
+
+    /// The wire name (`phishing_reported`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PhishingReported => "phishing_reported",
+            EventKind::DeviceFixed => "device_fixed",
+            EventKind::DeviceOverdue => "device_overdue",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The longest webhook secret and URL the console accepts.
+pub const MAX_SECRET: usize = 1024;
+pub const MAX_URL: usize = 2048;
+
+/// Checks a hook configured in the console before it is stored: an `https://` URL (plain
+/// `http://` only to this machine), and a secret to sign with.
+pub fn validate(hook: &WebhookConfig) -> Result<(), String> {
+    if hook.url.len() > MAX_URL {
+        return Err(format!("the URL is longer than {MAX_URL} characters"));
+    }
+    crate::identity::sources::check_url("the URL", &hook.url)?;
+    if hook.secret.0.trim().is_empty() {
+        return Err("the signing secret is empty".into());
+    }
+    if hook.secret.0.len() > MAX_SECRET {
+        return Err(format!(
+            "the signing secret is longer than {MAX_SECRET} characters"
+        ));
+    }
+    Ok(())
+}
+
+/// The sending side every handler shares. Cheap to clone; sending never waits. The hooks
+/// are the file's plus the console's; the console's are read again after each change made
+/// through this process and every [`REFRESH`] (changes made through another replica).
 #[derive(Debug, Clone, Default)]
 pub struct Webhooks {
     queue: Option<mpsc::Sender<Event>>,
-    hooks: Arc<Vec<WebhookConfig>>,
+    file: Arc<Vec<WebhookConfig>>,
+    hooks: Arc<RwLock<Arc<Vec<WebhookConfig>>>>,
 }
 
+/// How often the console's hooks are read again, for changes made through other replicas.
+pub const REFRESH: Duration = Duration::from_secs(30);
+
 impl Webhooks {
-    /// Starts the dispatcher; with no hooks configured, nothing runs and sending is free.
+    /// Starts the dispatcher with the file's hooks; [`Webhooks::reload`] adds the console's.
     pub fn start(
         hooks: Vec<WebhookConfig>,
         retry: RetryPolicy,
         shutdown: CancellationToken,
     ) -> Webhooks {
-        if hooks.is_empty() {
-            return Webhooks::default();
-        }
-        let hooks = Arc::new(hooks);
+        let file = Arc::new(hooks);
+        let current = Arc::new(RwLock::new(Arc::clone(&file)));
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(dispatch(rx, Arc::clone(&hooks), retry, shutdown));
+        tokio::spawn(dispatch(rx, Arc::clone(&current), retry, shutdown));
         Webhooks {
             queue: Some(tx),
-            hooks,
+            file,
+            hooks: current,
         }
+    }
+
+    /// The hooks in force now.
+    fn current(&self) -> Arc<Vec<WebhookConfig>> {
+        match self.hooks.read() {
+            Ok(h) => Arc::clone(&h),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Reads the console's hooks from the store again. One whose stored form no longer
+    /// parses is left out with a warning.
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let mut hooks: Vec<WebhookConfig> = self.file.as_ref().clone();
+        for stored in store.list_webhook_configs().await? {
+            match serde_json::from_value::<WebhookConfig>(stored.config) {
+                Ok(h) => hooks.push(h),
+                Err(e) => {
+                    tracing::warn!(hook = %stored.name, error = %e, "stored webhook does not parse")
+                }
+            }
+        }
+        let hooks = Arc::new(hooks);
+        match self.hooks.write() {
+            Ok(mut h) => *h = hooks,
+            Err(poisoned) => *poisoned.into_inner() = hooks,
+        }
+        Ok(())
+    }
+
+    /// Reloads the console's hooks every `every` until `shutdown`.
+    pub fn spawn_refresher(
+        &self,
+        store: Arc<dyn Store>,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = this.reload(&*store).await {
+                    tracing::warn!(error = %e, "could not reload the webhooks");
+                }
+            }
+        })
     }
 
     /// Whether any hook wants `kind`, so callers can skip work for events nobody hears.
     pub fn wants(&self, kind: EventKind) -> bool {
-        self.hooks
+        self.current()
             .iter()
             .any(|h| h.events.is_empty() || h.events.contains(&kind))
     }
@@ -265,7 +367,7 @@ impl Webhooks {
 
 async fn dispatch(
     mut rx: mpsc::Receiver<Event>,
-    hooks: Arc<Vec<WebhookConfig>>,
+    hooks: Arc<RwLock<Arc<Vec<WebhookConfig>>>>,
     retry: RetryPolicy,
     shutdown: CancellationToken,
 ) {
@@ -276,7 +378,11 @@ async fn dispatch(
             () = shutdown.cancelled() => return,
             event = rx.recv() => match event { Some(e) => e, None => return },
         };
-        for hook in hooks.iter() {
+        let current = match hooks.read() {
+            Ok(h) => Arc::clone(&h),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        for hook in current.iter() {
             if !(hook.events.is_empty() || hook.events.contains(&event.kind())) {
                 continue;
             }
@@ -297,25 +403,64 @@ async fn dispatch(
     }
 }
 
+/// One signed POST of `body` to `hook`.
+async fn post_once(
+    http: &reqwest::Client,
+    hook: &WebhookConfig,
+    event_name: &str,
+    id: Uuid,
+    body: &str,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let timestamp = Utc::now().timestamp();
+    http.post(&hook.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("x-tandem-event", event_name)
+        .header("x-tandem-delivery", id.to_string())
+        .header("x-tandem-timestamp", timestamp.to_string())
+        .header(
+            "x-tandem-signature",
+            signature(&hook.secret.0, timestamp, body.as_bytes()),
+        )
+        .body(body.to_owned())
+        .send()
+        .await
+}
+
+/// Delivers one signed test event to `hook`, once, without retrying, and returns the HTTP
+/// status it answered or why it could not be reached.
+pub async fn send_test(hook: &WebhookConfig, at: DateTime<Utc>) -> Result<u16, String> {
+    let http = crate::identity::sources::http_client();
+    let id = Uuid::now_v7();
+    let message = "Tandem test delivery: this webhook is set up correctly.";
+    let body = match hook.format {
+        Format::Slack => json!({"text": message}),
+        Format::Generic => {
+            json!({"id": id, "event": "test", "at": at, "data": {"message": message}})
+        }
+    }
+    .to_string();
+    match post_once(&http, hook, "Test", id, &body).await {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(e) => {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            Err(message)
+        }
+    }
+}
+
 async fn deliver(http: &reqwest::Client, hook: &WebhookConfig, event: &Event, retry: &RetryPolicy) {
     let id = Uuid::now_v7();
     let body = event.body(id, hook.format).to_string();
+    let name = format!("{:?}", event.kind());
     let mut backoff = retry.first_backoff;
     for attempt in 1..=retry.attempts {
-        let timestamp = Utc::now().timestamp();
-        let result = http
-            .post(&hook.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("x-tandem-event", format!("{:?}", event.kind()))
-            .header("x-tandem-delivery", id.to_string())
-            .header("x-tandem-timestamp", timestamp.to_string())
-            .header(
-                "x-tandem-signature",
-                signature(&hook.secret.0, timestamp, body.as_bytes()),
-            )
-            .body(body.clone())
-            .send()
-            .await;
+        let result = post_once(http, hook, &name, id, &body).await;
         let retryable = match result {
             Ok(r) if r.status().is_success() => return,
             Ok(r) => {

@@ -1071,119 +1071,7 @@ pub async fn expire_secret(
     Ok(see_other("/console/enrollment"))
 }
 
-// ---------------------------------------------------------------------------------------
-// Identity sources
-
-async fn identity_page(
-    state: &SharedState,
-    session: &Session,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Page {
-    let health = state.store.list_source_health().await?;
-    let mut sources: Vec<SourceRow> = Vec::new();
-    let row = |name: String,
-               kind: String,
-               interval: String,
-               h: Option<&crate::store::SourceHealth>| SourceRow {
-        name,
-        kind,
-        interval,
-        last_run: views::opt_time(h.and_then(|h| h.last_run_at)),
-        last_success: views::opt_time(h.and_then(|h| h.last_success_at)),
-        error: h.and_then(|h| h.last_error.clone()).unwrap_or_default(),
-        users: h
-            .and_then(|h| h.users)
-            .map(|u| u.to_string())
-            .unwrap_or_default(),
-        healthy: h.is_some_and(|h| h.last_error.is_none()),
-    };
-    for c in &state.identity_sources {
-        let h = health.iter().find(|h| h.name == c.name);
-        sources.push(row(
-            c.name.clone(),
-            c.settings.kind().to_owned(),
-            format!("{} min", c.interval_minutes),
-            h,
-        ));
-    }
-    for h in &health {
-        if !state.identity_sources.iter().any(|c| c.name == h.name) {
-            sources.push(row(h.name.clone(), h.kind.clone(), String::new(), Some(h)));
-        }
-    }
-    let identities = state
-        .store
-        .list_identities(None, 100, 0)
-        .await?
-        .into_iter()
-        .map(|i| IdentityRow {
-            user: i.email.clone().or(i.login.clone()).unwrap_or_default(),
-            source: i.source.clone(),
-            mfa: match i.mfa_enrolled {
-                Some(true) => "enrolled".into(),
-                Some(false) => "not enrolled".into(),
-                None => "—".into(),
-            },
-            password_changed: views::opt_time(i.password_changed_at),
-            as_of: views::time(i.as_of),
-        })
-        .collect();
-    views::render(&IdentityTpl {
-        page: PageCtx::new(session, "Identity sources", "identity"),
-        sources,
-        identities,
-        notice,
-        error,
-    })
-}
-
-pub async fn identity(State(state): State<SharedState>, session: Session) -> Page {
-    identity_page(&state, &session, None, None).await
-}
-
-pub async fn identity_poll(State(state): State<SharedState>, f: AdminForm) -> Page {
-    let name = f.form.get("name").unwrap_or_default();
-    let Some(source) = state.identity_sources.iter().find(|s| s.name == name) else {
-        return Err(ConsoleError::NotFound("no such identity source".into()));
-    };
-    let http = crate::identity::sources::http_client();
-    let health =
-        crate::identity::sources::poll_once(source, &*state.store, &*state.clock, &http).await;
-    let (notice, error) = match health.last_error {
-        None => (
-            Some(format!(
-                "{} answered: {} users.",
-                health.name,
-                health.users.unwrap_or(0)
-            )),
-            None,
-        ),
-        Some(e) => (None, Some(format!("{} failed: {e}", health.name))),
-    };
-    identity_page(&state, &f.session, notice, error).await
-}
-
-pub async fn identity_import(State(state): State<SharedState>, f: AdminForm) -> Page {
-    let csv = f.form.get("csv").unwrap_or_default();
-    let now = state.clock.now();
-    match crate::identity::parse_csv(csv.as_bytes(), now) {
-        Ok(facts) => {
-            let n = state
-                .store
-                .upsert_identities(&facts, Some(&by(&f.session, &state)))
-                .await?;
-            identity_page(
-                &state,
-                &f.session,
-                Some(format!("Imported {n} users.")),
-                None,
-            )
-            .await
-        }
-        Err(e) => identity_page(&state, &f.session, None, Some(e.to_string())).await,
-    }
-}
+// Identity sources: see `integrations.rs`.
 
 // ---------------------------------------------------------------------------------------
 // Phishing inbox
@@ -1379,49 +1267,7 @@ pub async fn phishing_triage(
     Ok(see_other(&format!("/console/phishing/{id}")))
 }
 
-// ---------------------------------------------------------------------------------------
-// Webhooks
-
-/// `https://hooks.example.com/…`: where a hook points without what may authenticate it.
-fn webhook_target(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    // Credentials in the authority (`user:pass@host`) are left out too.
-    let host = host.rsplit('@').next().unwrap_or_default();
-    format!("{scheme}://{host}/…")
-}
-
-pub async fn webhooks(State(state): State<SharedState>, session: Session) -> Page {
-    let hooks = state
-        .webhook_configs
-        .iter()
-        .map(|h| WebhookRow {
-            target: webhook_target(&h.url),
-            format: match h.format {
-                crate::webhooks::Format::Generic => "generic JSON".to_owned(),
-                crate::webhooks::Format::Slack => "Slack message".to_owned(),
-            },
-            events: if h.events.is_empty() {
-                "all events".to_owned()
-            } else {
-                h.events
-                    .iter()
-                    .map(|e| {
-                        serde_json::to_value(e)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-        })
-        .collect();
-    views::render(&WebhooksTpl {
-        page: PageCtx::new(&session, "Webhooks", "webhooks"),
-        hooks,
-    })
-}
+// Webhooks: see `integrations.rs`.
 
 // ---------------------------------------------------------------------------------------
 // API tokens
@@ -1813,18 +1659,6 @@ pub async fn compliance_csv(State(state): State<SharedState>, _session: Session)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn webhook_targets_hide_paths_and_credentials() {
-        assert_eq!(
-            webhook_target("https://hooks.slack.com/services/T0/B0/secret"),
-            "https://hooks.slack.com/…"
-        );
-        assert_eq!(
-            webhook_target("https://user:pw@siem.example:8443/in?k=1"),
-            "https://siem.example:8443/…"
-        );
-    }
 
     #[test]
     fn messages_are_listed_not_interpreted() {

@@ -15,15 +15,17 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac as _};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::store::{IdentityFact, SourceHealth, Store};
 
-/// A credential that never shows up in logs or `Debug` output.
-#[derive(Clone, Deserialize)]
+/// A credential that never shows up in logs or `Debug` output. It serializes as itself,
+/// for the store only: whatever shows a configuration goes through
+/// `store::integrations::redacted` first.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Secret(pub String);
 
@@ -34,7 +36,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// One configured source, as written in the server's sources file (a JSON array).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct SourceConfig {
     /// Names the source in health reports and in the facts it stores.
     pub name: String,
@@ -48,7 +50,7 @@ fn default_interval() -> u32 {
     60
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SourceSettings {
     Okta(OktaConfig),
@@ -68,7 +70,7 @@ impl SourceSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct OktaConfig {
     /// `https://acme.okta.com`.
     pub base_url: String,
@@ -82,7 +84,7 @@ fn okta_default_search() -> String {
     "status eq \"ACTIVE\"".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct EntraConfig {
     pub tenant_id: String,
     pub client_id: String,
@@ -98,7 +100,7 @@ fn graph_default_url() -> String {
     "https://graph.microsoft.com".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct GoogleConfig {
     pub access_token: Secret,
     #[serde(default = "google_default_url")]
@@ -115,7 +117,7 @@ fn google_default_customer() -> String {
     "my_customer".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct DuoConfig {
     /// `api-XXXXXXXX.duosecurity.com`.
     pub api_host: String,
@@ -702,41 +704,242 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     message
 }
 
-/// Polls every source now and then on its interval, until `shutdown` fires.
+/// Where a source's configuration comes from: the server's sources file (read-only in the
+/// console) or the console itself (stored in the database, editable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    File,
+    Console,
+}
+
+/// Every source the server polls: the file's, then the console's. A stored configuration
+/// that no longer parses is skipped with a warning rather than stopping the others.
+pub async fn all_sources(
+    file: &[SourceConfig],
+    store: &dyn Store,
+) -> Result<Vec<(SourceConfig, Origin)>, crate::store::StoreError> {
+    let mut sources: Vec<(SourceConfig, Origin)> =
+        file.iter().cloned().map(|c| (c, Origin::File)).collect();
+    for stored in store.list_source_configs().await? {
+        match serde_json::from_value::<SourceConfig>(stored.config) {
+            // A file source of the same name wins; the console refuses to create one.
+            Ok(c) if !file.iter().any(|f| f.name == c.name) => sources.push((c, Origin::Console)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(source = %stored.name, error = %e, "stored identity source does not parse")
+            }
+        }
+    }
+    Ok(sources)
+}
+
+/// The shortest and longest polling intervals the console accepts, in minutes.
+pub const MIN_INTERVAL_MINUTES: u32 = 5;
+pub const MAX_INTERVAL_MINUTES: u32 = 7 * 24 * 60;
+/// The longest source name.
+pub const MAX_NAME: usize = 64;
+
+/// Checks a source name: it keys the facts the source stores and appears in URLs.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("the name is empty".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("the name is longer than {MAX_NAME} characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("the name may hold only letters, digits, `-`, `_` and `.`".into());
+    }
+    if name == super::IMPORT_SOURCE {
+        return Err(format!(
+            "`{}` is reserved for bulk imports",
+            super::IMPORT_SOURCE
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `host` is this machine: `localhost` or a loopback address.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// Checks an address credentials will be sent to: an absolute `https://` URL with a host,
+/// without user information; plain `http://` only to this machine (a test or a local
+/// proxy), since it would carry the credentials in the clear.
+pub fn check_url(label: &str, url: &str) -> Result<(), String> {
+    let parsed =
+        reqwest::Url::parse(url.trim()).map_err(|e| format!("{label} is not a valid URL ({e})"))?;
+    if parsed.host().is_none() {
+        return Err(format!("{label} has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!("{label} must not hold a user name or password"));
+    }
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&parsed) => Ok(()),
+        "http" => Err(format!(
+            "{label} uses http:// to another machine: the credentials would travel in the \
+             clear; use https://"
+        )),
+        other => Err(format!("{label} must be an https:// URL, not {other}:")),
+    }
+}
+
+fn check_text(label: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{label} is empty"));
+    }
+    if value.len() > max {
+        return Err(format!("{label} is longer than {max} characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{label} holds control characters"));
+    }
+    Ok(())
+}
+
+/// Checks a source configured in the console before it is stored.
+pub fn validate(config: &SourceConfig) -> Result<(), String> {
+    check_name(&config.name)?;
+    if !(MIN_INTERVAL_MINUTES..=MAX_INTERVAL_MINUTES).contains(&config.interval_minutes) {
+        return Err(format!(
+            "the interval must lie between {MIN_INTERVAL_MINUTES} minutes and \
+             {MAX_INTERVAL_MINUTES} minutes (a week)"
+        ));
+    }
+    const TEXT: usize = 1024;
+    const SECRET: usize = 8 * 1024;
+    match &config.settings {
+        SourceSettings::Okta(c) => {
+            check_url("the Okta URL", &c.base_url)?;
+            check_text("the API token", &c.api_token.0, SECRET)?;
+            check_text("the search expression", &c.search, TEXT)?;
+        }
+        SourceSettings::Entra(c) => {
+            check_text("the tenant id", &c.tenant_id, TEXT)?;
+            if !c
+                .tenant_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+            {
+                return Err("the tenant id may hold only letters, digits, `-` and `.`".into());
+            }
+            check_text("the client id", &c.client_id, TEXT)?;
+            check_text("the client secret", &c.client_secret.0, SECRET)?;
+            check_url("the Graph URL", &c.graph_url)?;
+            if let Some(t) = &c.token_url {
+                check_url("the token URL", t)?;
+            }
+        }
+        SourceSettings::Google(c) => {
+            check_text("the access token", &c.access_token.0, SECRET)?;
+            check_url("the directory URL", &c.base_url)?;
+            check_text("the customer", &c.customer, TEXT)?;
+        }
+        SourceSettings::Duo(c) => {
+            check_text("the API host", &c.api_host, TEXT)?;
+            check_text("the integration key", &c.integration_key, TEXT)?;
+            check_text("the secret key", &c.secret_key.0, SECRET)?;
+            if c.api_host.contains(['/', '?', '#', '@', ' ']) {
+                return Err(
+                    "the API host is a host name only, like api-XXXX.duosecurity.com".into(),
+                );
+            }
+            check_url("the API host", &format!("{}://{}/", c.scheme, c.api_host))?;
+        }
+    }
+    Ok(())
+}
+
+/// How often the poller looks for due sources; a source is polled on its own interval.
+pub const POLL_TICK: Duration = Duration::from_secs(30);
+
+/// Polls every source whose interval has passed, looking every `tick` until `shutdown`
+/// fires. The list is read again on each tick, so sources added, changed or deleted in the
+/// console take effect without a restart. A poll is claimed in the store first, so with
+/// several replicas on one database each due poll runs on one of them.
 pub fn spawn_pollers(
-    sources: &[SourceConfig],
+    file_sources: &[SourceConfig],
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    tick: Duration,
     shutdown: CancellationToken,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> tokio::task::JoinHandle<()> {
+    let file_sources = file_sources.to_vec();
     let http = http_client();
-    sources
-        .iter()
-        .cloned()
-        .map(|config| {
-            let (store, clock, http, shutdown) = (
-                Arc::clone(&store),
-                Arc::clone(&clock),
-                http.clone(),
-                shutdown.clone(),
-            );
-            tokio::spawn(async move {
-                let every = Duration::from_secs(u64::from(config.interval_minutes.max(1)) * 60);
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        _ = tick.tick() => {}
-                    }
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        _ = poll_once(&config, &*store, &*clock, &http) => {}
+    // Sources this process is polling now: a slow vendor must not be polled twice at once.
+    let busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(tick);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let sources = match all_sources(&file_sources, &*store).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the identity sources");
+                    continue;
+                }
+            };
+            for (config, _) in sources {
+                if busy
+                    .lock()
+                    .map(|b| b.contains(&config.name))
+                    .unwrap_or(true)
+                {
+                    continue;
+                }
+                let now = clock.now();
+                let minutes = i64::from(config.interval_minutes.max(1));
+                let next = now + chrono::Duration::minutes(minutes);
+                match store
+                    .claim_source_poll(&config.name, config.settings.kind(), now, next)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(source = %config.name, error = %e, "could not claim a poll");
+                        continue;
                     }
                 }
-            })
-        })
-        .collect()
+                if let Ok(mut b) = busy.lock() {
+                    b.insert(config.name.clone());
+                }
+                let (store, clock, http, shutdown, busy) = (
+                    Arc::clone(&store),
+                    Arc::clone(&clock),
+                    http.clone(),
+                    shutdown.clone(),
+                    Arc::clone(&busy),
+                );
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        _ = poll_once(&config, &*store, &*clock, &http) => {}
+                    }
+                    if let Ok(mut b) = busy.lock() {
+                        b.remove(&config.name);
+                    }
+                });
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -205,7 +205,7 @@ fn unauthorized() -> axum::response::Response {
 
 /// Okta: `GET /api/v1/users` paged by `Link: <…>; rel="next"`, `passwordChanged`, and
 /// `GET /api/v1/users/{id}/factors` where only `ACTIVE` factors count.
-async fn okta_server() -> String {
+pub(crate) async fn okta_server() -> String {
     async fn users(
         State(base): State<Arc<std::sync::Mutex<String>>>,
         headers: HeaderMap,
@@ -452,7 +452,7 @@ async fn sources_are_polled_into_facts_with_their_health(backend: Backend) {
         c.identity_sources = sources(&okta, &graph, &google, &duo, "okta-token");
     })
     .await;
-    let health = t.app().poll_identity_sources().await;
+    let health = t.app().poll_identity_sources().await.unwrap();
     for h in &health {
         assert_eq!(h.last_error, None, "{}", h.name);
     }
@@ -528,7 +528,7 @@ async fn sources_are_polled_into_facts_with_their_health(backend: Backend) {
         c.identity_sources = sources(&okta, &graph, &google, &duo, "revoked-token");
     })
     .await;
-    let health = broken.app().poll_identity_sources().await;
+    let health = broken.app().poll_identity_sources().await.unwrap();
     let okta_health = &health[0];
     assert!(
         okta_health.last_error.as_deref().unwrap().contains("401"),
