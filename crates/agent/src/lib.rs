@@ -171,6 +171,11 @@ struct Inner {
     flush_lock: Mutex<()>,
     /// Nudges the engine decided on, for whichever face shows them.
     nudges: tokio::sync::broadcast::Sender<Nudge>,
+    /// IT's new or changed replies to the user's phishing reports (`phishing.rs`).
+    phishing_replies: tokio::sync::broadcast::Sender<phishing::PhishingReply>,
+    /// One read-modify-write of the sent phishing reports at a time, so a reply is
+    /// announced once and a report sent meanwhile is not lost.
+    phishing_lock: Mutex<()>,
 }
 
 /// A reminder to show: the engine's decision with the words for it.
@@ -222,6 +227,8 @@ impl Agent {
                 check_lock: Mutex::new(()),
                 flush_lock: Mutex::new(()),
                 nudges: tokio::sync::broadcast::channel(16).0,
+                phishing_replies: tokio::sync::broadcast::channel(16).0,
+                phishing_lock: Mutex::new(()),
             }),
         };
         agent.refresh_enrollment_and_policy().await?;
@@ -892,6 +899,9 @@ impl Agent {
                     if let Err(e) = self.refresh_identity().await {
                         tracing::debug!(error = %e, "identity facts not refreshed");
                     }
+                    // IT's replies ride on the report interval, and only while some
+                    // report still awaits a verdict.
+                    self.refresh_phishing_if_pending().await;
                     let minutes = self
                         .effective_policy()
                         .await

@@ -2,11 +2,15 @@
 //! (`POST /api/v1/agent/phishing-reports`) and keeps the tracking id the server answers with.
 //!
 //! The reports sent are remembered in the store (newest first, a bounded list) so the window
-//! can show their tracking ids and the History page can list them.
+//! can show their tracking ids and the History page can list them. IT's triage of each
+//! (`GET /api/v1/agent/phishing-reports`) is kept with it, fetched when the window asks and on
+//! the report interval while a report awaits a verdict; a new or changed reply is announced
+//! once to whichever face listens (`Agent::phishing_replies`).
 
 use chrono::{DateTime, Utc};
 use tandem_proto::activity::{PhishingReceipt, PhishingSubject};
-use tandem_proto::v1::PhishingUrlReport;
+use tandem_proto::v1::{PhishingReportStatus, PhishingUrlReport, TriageStatus};
+use tokio::sync::broadcast;
 
 use crate::sync::SyncError;
 use crate::{Agent, AgentError};
@@ -32,6 +36,15 @@ pub enum PhishingSubmission {
         bytes: Vec<u8>,
         note: Option<String>,
     },
+}
+
+/// IT answered a report the user sent: a verdict, a reply, or both changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhishingReply {
+    pub tracking_id: String,
+    pub status: TriageStatus,
+    /// IT's words to the user, plain text.
+    pub reply: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +196,11 @@ impl Agent {
             received_at: ack.received_at,
             subject,
             note,
+            status: None,
+            reply: None,
+            updated_at: None,
         };
+        let _writing = self.inner.phishing_lock.lock().await;
         let mut sent = self.phishing_reports().await?;
         sent.insert(0, receipt.clone());
         sent.truncate(KEEP);
@@ -202,6 +219,46 @@ impl Agent {
             .unwrap_or_default())
     }
 
+    /// IT's new or changed answers to the user's phishing reports, each announced once.
+    pub fn phishing_replies(&self) -> broadcast::Receiver<PhishingReply> {
+        self.inner.phishing_replies.subscribe()
+    }
+
+    /// Asks the server where IT's triage of the sent reports stands, keeps it with them and
+    /// announces each new or changed answer once. Returns the reports, newest first.
+    pub async fn refresh_phishing_reports(&self) -> Result<Vec<PhishingReceipt>, PhishingError> {
+        let (client, token) = self.server_session().await?;
+        let statuses = client.phishing_statuses(&token).await?;
+        let _writing = self.inner.phishing_lock.lock().await;
+        let mut sent = self.phishing_reports().await?;
+        let news = merge_statuses(&mut sent, &statuses);
+        if !news.is_empty() {
+            self.inner.store.put(KEY_PHISHING, &sent).await?;
+        }
+        for reply in news {
+            tracing::info!(tracking_id = %reply.tracking_id, status = reply.status.as_str(), "IT answered a phishing report");
+            // Nobody listening (the headless agent) is fine: the reply is in the store.
+            let _ = self.inner.phishing_replies.send(reply);
+        }
+        Ok(sent)
+    }
+
+    /// The report loop's variant: asks only while some report awaits a verdict, and only
+    /// logs a failure (the next interval asks again).
+    pub(crate) async fn refresh_phishing_if_pending(&self) {
+        match self.phishing_reports().await {
+            Ok(sent) if sent.iter().any(PhishingReceipt::awaits_verdict) => {}
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sent phishing reports");
+                return;
+            }
+        }
+        if let Err(e) = self.refresh_phishing_reports().await {
+            tracing::debug!(error = %e, "phishing report statuses not refreshed");
+        }
+    }
+
     /// When the newest phishing report was received, if any was sent.
     pub async fn last_phishing_report_at(&self) -> Result<Option<DateTime<Utc>>, AgentError> {
         Ok(self
@@ -212,9 +269,153 @@ impl Agent {
     }
 }
 
+/// Puts the server's triage into the sent reports it matches (by tracking id; the server's
+/// reports this agent does not remember are ignored). Returns the answers to announce: a
+/// report whose status or reply changed and that now has a reply or a verdict. A bare move
+/// from `new` to `investigating` is kept but not announced.
+fn merge_statuses(
+    sent: &mut [PhishingReceipt],
+    statuses: &[PhishingReportStatus],
+) -> Vec<PhishingReply> {
+    let mut news = Vec::new();
+    for receipt in sent.iter_mut() {
+        let Some(status) = statuses
+            .iter()
+            .find(|s| s.tracking_id == receipt.tracking_id)
+        else {
+            continue;
+        };
+        let changed = receipt.status != Some(status.status)
+            || receipt.reply != status.reply
+            || receipt.updated_at != status.updated_at;
+        if !changed {
+            continue;
+        }
+        let reply_changed = status.reply.is_some() && receipt.reply != status.reply;
+        let verdict_reached = status.status.is_final() && receipt.status != Some(status.status);
+        receipt.status = Some(status.status);
+        receipt.reply.clone_from(&status.reply);
+        receipt.updated_at = status.updated_at;
+        if reply_changed || verdict_reached {
+            news.push(PhishingReply {
+                tracking_id: receipt.tracking_id.clone(),
+                status: status.status,
+                reply: status.reply.clone(),
+            });
+        }
+    }
+    news
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn receipt(id: &str) -> PhishingReceipt {
+        PhishingReceipt {
+            tracking_id: id.into(),
+            received_at: "2026-11-28T10:00:00Z".parse().unwrap(),
+            subject: PhishingSubject::Url {
+                url: "https://evil.example".into(),
+            },
+            note: None,
+            status: None,
+            reply: None,
+            updated_at: None,
+        }
+    }
+
+    fn status(
+        id: &str,
+        status: TriageStatus,
+        reply: Option<&str>,
+        at: &str,
+    ) -> PhishingReportStatus {
+        PhishingReportStatus {
+            tracking_id: id.into(),
+            received_at: "2026-11-28T10:00:00Z".parse().unwrap(),
+            status,
+            reply: reply.map(str::to_owned),
+            updated_at: Some(at.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_reply_is_announced_once_and_again_only_when_it_changes() {
+        let mut sent = vec![receipt("PH-A"), receipt("PH-B")];
+        assert!(sent.iter().all(PhishingReceipt::awaits_verdict));
+        let untouched = PhishingReportStatus {
+            updated_at: None,
+            ..status("PH-A", TriageStatus::New, None, "2026-11-28T10:00:00Z")
+        };
+        // First answer: nothing to say yet, but the status is kept.
+        assert!(merge_statuses(&mut sent, &[untouched]).is_empty());
+        assert_eq!(sent[0].status, Some(TriageStatus::New));
+        // Investigating without a reply is kept quietly.
+        let looking = status(
+            "PH-A",
+            TriageStatus::Investigating,
+            None,
+            "2026-11-28T11:00:00Z",
+        );
+        assert!(merge_statuses(&mut sent, &[looking]).is_empty());
+        assert_eq!(sent[0].status, Some(TriageStatus::Investigating));
+
+        let confirmed = status(
+            "PH-A",
+            TriageStatus::Phishing,
+            Some("thanks — confirmed phishing"),
+            "2026-11-28T12:00:00Z",
+        );
+        let stranger = status(
+            "PH-Z",
+            TriageStatus::Safe,
+            Some("not yours"),
+            "2026-11-28T12:00:00Z",
+        );
+        let news = merge_statuses(&mut sent, &[confirmed.clone(), stranger]);
+        assert_eq!(
+            news,
+            vec![PhishingReply {
+                tracking_id: "PH-A".into(),
+                status: TriageStatus::Phishing,
+                reply: Some("thanks — confirmed phishing".into()),
+            }]
+        );
+        assert_eq!(
+            sent[0].reply.as_deref(),
+            Some("thanks — confirmed phishing")
+        );
+        assert!(!sent[0].awaits_verdict());
+        assert!(sent[1].awaits_verdict());
+        assert_eq!(
+            sent.len(),
+            2,
+            "a report this agent does not know is not added"
+        );
+
+        // The same answer again: said once already.
+        assert!(merge_statuses(&mut sent, &[confirmed]).is_empty());
+        // IT rewords its reply: said again.
+        let reworded = status(
+            "PH-A",
+            TriageStatus::Phishing,
+            Some("Confirmed phishing; we blocked the sender."),
+            "2026-11-28T13:00:00Z",
+        );
+        assert_eq!(merge_statuses(&mut sent, &[reworded]).len(), 1);
+        // A verdict without words is still news.
+        let safe = status("PH-B", TriageStatus::Safe, None, "2026-11-28T13:00:00Z");
+        assert_eq!(merge_statuses(&mut sent, &[safe])[0].tracking_id, "PH-B");
+    }
+
+    #[test]
+    fn receipts_stored_before_triage_existed_still_load() {
+        let old = r#"{"tracking_id":"PH-1","received_at":"2026-11-28T10:00:00Z","subject":{"kind":"url","url":"https://x"},"note":null}"#;
+        let r: PhishingReceipt = serde_json::from_str(old).unwrap();
+        assert_eq!((r.status, r.reply.as_deref()), (None, None));
+        assert!(r.awaits_verdict());
+    }
 
     #[test]
     fn submissions_are_trimmed_and_bounded() {

@@ -188,6 +188,22 @@ impl Client {
         json_or_problem(resp).await
     }
 
+    /// The phishing reports this device sent, newest first, with IT's triage and reply.
+    pub async fn phishing_statuses(
+        &self,
+        token: &DeviceToken,
+    ) -> Result<Vec<v1::PhishingReportStatus>, SyncError> {
+        let resp = self
+            .http
+            .get(self.url(v1::PATH_PHISHING)?)
+            .timeout(Duration::from_secs(30))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(network)?;
+        json_or_problem(resp).await
+    }
+
     /// What IT's identity provider knows about the device's user (MFA, password age).
     pub async fn identity(&self, token: &DeviceToken) -> Result<IdentityFacts, SyncError> {
         let resp = self

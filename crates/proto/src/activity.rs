@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{CheckId, Status};
+use crate::v1::TriageStatus;
 
 /// What a phishing report carried: a link, or a message file by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,22 @@ pub struct PhishingReceipt {
     pub subject: PhishingSubject,
     #[serde(default)]
     pub note: Option<String>,
+    /// IT's triage as last fetched from the server; `None` until it was first asked.
+    #[serde(default)]
+    pub status: Option<TriageStatus>,
+    /// IT's reply to the reporter, plain text.
+    #[serde(default)]
+    pub reply: Option<String>,
+    /// When IT last changed the status or the reply.
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl PhishingReceipt {
+    /// Whether the agent should still ask the server about this report.
+    pub fn awaits_verdict(&self) -> bool {
+        !self.status.is_some_and(TriageStatus::is_final)
+    }
 }
 
 /// The last status report the server acknowledged, exactly as it was sent.

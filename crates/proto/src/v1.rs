@@ -13,6 +13,9 @@ pub const PATH_REPORTS: &str = "/api/v1/agent/reports";
 pub const PATH_POLICY: &str = "/api/v1/agent/policy";
 pub const PATH_IDENTITY: &str = "/api/v1/agent/identity";
 pub const PATH_PHISHING: &str = "/api/v1/agent/phishing-reports";
+/// One phishing report this device sent, with IT's triage (axum route syntax). `GET` on
+/// [`PATH_PHISHING`] lists them all.
+pub const PATH_PHISHING_REPORT: &str = "/api/v1/agent/phishing-reports/{tracking_id}";
 /// The Tauri updater's dynamic endpoint: `?target=linux-x86_64&current_version=0.1.0`;
 /// 200 with the update's JSON, 204 when there is nothing newer.
 pub const PATH_UPDATE: &str = "/api/v1/agent/update";
@@ -202,6 +205,78 @@ pub struct PhishingUrlReport {
 pub struct PhishingAck {
     pub tracking_id: String,
     pub received_at: DateTime<Utc>,
+}
+
+/// Where IT's triage of a phishing report stands, as the console sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum TriageStatus {
+    /// Nobody has looked at it yet.
+    New,
+    Investigating,
+    /// Confirmed phishing.
+    Phishing,
+    Spam,
+    /// Harmless after all.
+    Safe,
+    /// A status a newer server knows and this build does not: agents parse leniently.
+    #[serde(other)]
+    Unknown,
+}
+
+impl TriageStatus {
+    /// Every status IT can set, in the console's order.
+    pub const SETTABLE: [TriageStatus; 5] = [
+        TriageStatus::New,
+        TriageStatus::Investigating,
+        TriageStatus::Phishing,
+        TriageStatus::Spam,
+        TriageStatus::Safe,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriageStatus::New => "new",
+            TriageStatus::Investigating => "investigating",
+            TriageStatus::Phishing => "phishing",
+            TriageStatus::Spam => "spam",
+            TriageStatus::Safe => "safe",
+            TriageStatus::Unknown => "unknown",
+        }
+    }
+
+    /// The status stored as `s`; `Unknown` for anything else.
+    pub fn parse(s: &str) -> TriageStatus {
+        TriageStatus::SETTABLE
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .unwrap_or(TriageStatus::Unknown)
+    }
+
+    /// A verdict: IT is done with the report, so the agent stops asking about it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TriageStatus::Phishing | TriageStatus::Spam | TriageStatus::Safe
+        )
+    }
+}
+
+/// `GET /api/v1/agent/phishing-reports[/{tracking_id}]`: a report this device sent and what
+/// IT made of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PhishingReportStatus {
+    pub tracking_id: String,
+    pub received_at: DateTime<Utc>,
+    pub status: TriageStatus,
+    /// What IT tells the reporter (plain text, never markup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// When IT last changed the status or the reply; `None` while untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

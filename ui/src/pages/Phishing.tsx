@@ -1,12 +1,32 @@
 // Report phishing: paste a link or drop/choose a saved message (.eml), add a note, send;
-// shows the tracking id the server gave and when IT received it.
+// shows the tracking id the server gave and when IT received it, and each report's triage
+// status with IT's reply (asked of the server when the page opens and on "Check for replies").
+// IT's reply is shown as text, never as markup.
 import { useEffect, useState } from "preact/hooks";
 
-import { phishingReports, reportPhishingMessage, reportPhishingUrl, type PhishingReceipt } from "../api";
+import {
+  phishingReports,
+  refreshPhishingReports,
+  reportPhishingMessage,
+  reportPhishingUrl,
+  type PhishingReceipt,
+  type Status,
+  type TriageStatus,
+} from "../api";
 import { errorText, PageTitle } from "../components";
 import { useApp } from "../context";
 
 type Kind = "url" | "file";
+
+/** The chip colour of each triage status, borrowed from the check statuses. */
+const CHIP: Record<TriageStatus, Status> = {
+  new: "unknown",
+  investigating: "warn",
+  phishing: "fail",
+  spam: "warn",
+  safe: "pass",
+  unknown: "unknown",
+};
 
 export function Phishing() {
   const { m } = useApp();
@@ -19,10 +39,29 @@ export function Phishing() {
   const [receipt, setReceipt] = useState<PhishingReceipt | null>(null);
   const [sent, setSent] = useState<PhishingReceipt[]>([]);
   const [dragging, setDragging] = useState(false);
+  const [refreshing, setRefreshing] = useState(false);
+  const [sentCount, setSentCount] = useState(0);
+  const [offline, setOffline] = useState<string | null>(null);
+
+  // What was last heard shows at once; the server's answer replaces it when it comes.
+  async function refresh() {
+    setRefreshing(true);
+    try {
+      setSent(await refreshPhishingReports());
+      setOffline(null);
+    } catch (err) {
+      setOffline(errorText(err));
+    } finally {
+      setRefreshing(false);
+    }
+  }
 
   useEffect(() => {
     phishingReports()
-      .then(setSent)
+      .then((local) => {
+        setSent(local);
+        if (local.length > 0) void refresh();
+      })
       .catch(() => setSent([]));
   }, [receipt]);
 
@@ -40,6 +79,8 @@ export function Phishing() {
       setUrl("");
       setFile(null);
       setNote("");
+      // A new file input: the old one would keep showing the sent file's name.
+      setSentCount((n) => n + 1);
     } catch (err) {
       setError(m.t("phishing.failed", { error: errorText(err) }));
     } finally {
@@ -108,6 +149,7 @@ export function Phishing() {
             >
               <span>{file ? `${file.name} (${Math.ceil(file.size / 1024)} kB)` : m.t("phishing.drop")}</span>
               <input
+                key={sentCount}
                 id="phishing-file"
                 type="file"
                 accept=".eml,message/rfc822"
@@ -161,21 +203,43 @@ export function Phishing() {
         {sent.length === 0 ? (
           <p class="empty">{m.t("phishing.none")}</p>
         ) : (
-          <ul id="phishing-sent" class="rows" role="list">
-            {sent.map((r) => (
-              <li key={r.tracking_id} class="row" data-tracking-id={r.tracking_id}>
-                <div class="row-static">
-                  <span class="row-title mono">{r.tracking_id}</span>
-                  <span class="badge" data-status="pass">
-                    {m.t("phishing.received")}
-                  </span>
-                  <span class="row-summary">
-                    {r.subject.kind === "url" ? r.subject.url : r.subject.file_name} · {m.dateTime(r.received_at)}
-                  </span>
-                </div>
-              </li>
-            ))}
-          </ul>
+          <>
+            <div class="actions">
+              <button type="button" id="phishing-refresh" onClick={() => void refresh()} aria-disabled={refreshing}>
+                {refreshing ? m.t("phishing.refreshing") : m.t("phishing.refresh")}
+              </button>
+            </div>
+            {offline ? (
+              <p id="phishing-offline" class="muted" role="status">
+                {m.t("phishing.offline", { error: offline })}
+              </p>
+            ) : null}
+            <ul id="phishing-sent" class="rows" role="list">
+              {sent.map((r) => {
+                const status = r.status ?? "new";
+                return (
+                  <li key={r.tracking_id} class="row" data-tracking-id={r.tracking_id} data-triage={status}>
+                    <div class="row-static">
+                      <span class="row-title mono">{r.tracking_id}</span>
+                      <span class="badge triage" data-status={CHIP[status]}>
+                        {m.t(`phishing.triage.${status}`)}
+                      </span>
+                      <span class="row-summary">
+                        {r.subject.kind === "url" ? r.subject.url : r.subject.file_name} · {m.dateTime(r.received_at)}
+                      </span>
+                    </div>
+                    {r.reply ? (
+                      <div class="reply">
+                        <p class="muted">{m.t("phishing.reply", { when: r.updated_at ? m.dateTime(r.updated_at) : "" })}</p>
+                        {/* Text content only: Preact escapes it, and white-space keeps IT's line breaks. */}
+                        <p class="reply-text">{r.reply}</p>
+                      </div>
+                    ) : null}
+                  </li>
+                );
+              })}
+            </ul>
+          </>
         )}
       </section>
     </div>

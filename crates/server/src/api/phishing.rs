@@ -12,6 +12,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
+use tandem_proto::v1::{PhishingReportStatus, TriageStatus};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -286,6 +287,109 @@ pub async fn message(
         message,
     )
         .into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// What the reporter sees of IT's triage (issues 6 and 7): a device reads only its own reports.
+
+/// How many of its reports a device is told about: the agent keeps the newest 50.
+pub const DEVICE_REPORTS: u32 = 100;
+/// A reply IT writes for the reporter; the console keeps the same bound.
+pub const MAX_REPLY: usize = 2000;
+
+/// `GET /api/v1/agent/phishing-reports`: the reports this device sent, newest first, each
+/// with IT's triage status and reply.
+#[utoipa::path(get, path = "/api/v1/agent/phishing-reports", tag = "agent", security(("device_token" = [])),
+    responses((status = 200, description = "`PhishingReportStatus` objects (tandem_proto::v1), newest first", body = Vec<Object>)))]
+pub async fn mine(
+    State(state): State<SharedState>,
+    DeviceAuth(device): DeviceAuth,
+) -> Result<Json<Vec<PhishingReportStatus>>, ApiError> {
+    Ok(Json(
+        state
+            .store
+            .device_phishing_reports(device.id, None, DEVICE_REPORTS)
+            .await?,
+    ))
+}
+
+/// `GET /api/v1/agent/phishing-reports/{tracking_id}`: one report this device sent. Another
+/// device's tracking id is answered exactly like an unknown one, so ids cannot be probed.
+#[utoipa::path(get, path = "/api/v1/agent/phishing-reports/{tracking_id}", tag = "agent", security(("device_token" = [])),
+    params(("tracking_id" = String, Path, description = "`PH-` and eight characters")),
+    responses((status = 200, description = "A `PhishingReportStatus` (tandem_proto::v1)", body = Object),
+        (status = 404, description = "No report of this device has that tracking id")))]
+pub async fn one(
+    State(state): State<SharedState>,
+    DeviceAuth(device): DeviceAuth,
+    tracking_id: Result<Path<String>, PathRejection>,
+) -> Result<Json<PhishingReportStatus>, ApiError> {
+    let Path(tracking_id) = tracking_id.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let not_found =
+        || ApiError::NotFound("this device sent no report with that tracking id".into());
+    // Tracking ids are 11 characters; anything far longer is not worth a query.
+    if tracking_id.len() > 64 {
+        return Err(not_found());
+    }
+    state
+        .store
+        .device_phishing_reports(device.id, Some(&tracking_id), 1)
+        .await?
+        .into_iter()
+        .next()
+        .map(Json)
+        .ok_or_else(not_found)
+}
+
+/// `PUT /api/v1/admin/phishing-reports/{id}/triage`: IT's verdict and the reply the reporter
+/// sees, as the console's triage form sets them (for IT's scripts and tests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriageBody {
+    /// `new`, `investigating`, `phishing`, `spam` or `safe`.
+    pub status: String,
+    #[serde(default)]
+    pub reply: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/admin/phishing-reports/{id}/triage", tag = "admin", security(("api_token" = [])),
+    params(("id" = Uuid, Path)), request_body = TriageBody,
+    responses((status = 204, description = "Stored and audited"), (status = 404, description = "No such report"),
+        (status = 422, description = "Unknown status or reply too long")))]
+pub async fn set_triage(
+    State(state): State<SharedState>,
+    auth: AdminAuth,
+    id: Result<Path<Uuid>, PathRejection>,
+    ApiJson(body): ApiJson<TriageBody>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(Role::Admin)?;
+    let Path(id) = id.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let status = TriageStatus::parse(&body.status);
+    if status == TriageStatus::Unknown {
+        return Err(ApiError::Unprocessable(
+            "status must be one of new, investigating, phishing, spam, safe".into(),
+        ));
+    }
+    let reply = body.reply.filter(|r| !r.trim().is_empty());
+    if reply.as_ref().is_some_and(|r| r.len() > MAX_REPLY) {
+        return Err(ApiError::Unprocessable(format!(
+            "reply is longer than {MAX_REPLY} bytes"
+        )));
+    }
+    let found = state
+        .store
+        .set_phishing_triage(&crate::store::console::PhishingTriage {
+            report_id: id,
+            status: status.as_str().to_owned(),
+            reply,
+            updated_at: state.clock.now(),
+            updated_by: auth.actor(),
+        })
+        .await?;
+    if !found {
+        return Err(ApiError::NotFound(format!("no phishing report {id}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

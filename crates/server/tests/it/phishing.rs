@@ -25,6 +25,7 @@ on_both_backends!(
     bad_phishing_reports_are_refused_and_store_nothing,
     webhooks_are_signed_retried_and_shaped_per_receiver,
     a_device_past_its_deadline_is_announced_once,
+    the_reporter_reads_its_own_reports_triage_and_no_one_elses,
 );
 
 const EML: &str = "From: \"Bank\" <alerts@bank.example>\r\nTo: ada@example.test\r\n\
@@ -361,4 +362,172 @@ async fn a_device_past_its_deadline_is_announced_once(backend: Backend) {
         .clock
         .advance(chrono::Duration::days(i64::from(grace)) + chrono::Duration::hours(13));
     assert_eq!(again.app().refresh_compliance().await.unwrap(), 0);
+}
+
+/// Issues 6 and 7: the reporter's agent reads IT's verdict and reply on its own reports, and
+/// another device's tracking id is as unknown to it as a made-up one.
+async fn the_reporter_reads_its_own_reports_triage_and_no_one_elses(backend: Backend) {
+    let t = TestServer::start(backend).await;
+    let a = t.enroll("default", "m1").await;
+    let b = t.enroll("default", "m2").await;
+    let admin = t.api_token(Role::Admin).await;
+    let viewer = t.api_token(Role::Viewer).await;
+    let get = |token: &str, path: String| t.http.get(t.url(&path)).bearer_auth(token).send();
+    let one = |id: &str| v1::PATH_PHISHING_REPORT.replace("{tracking_id}", id);
+
+    let response = upload(
+        &t,
+        &a.device_token,
+        Form::new().part("message", Part::bytes(EML.as_bytes().to_vec())),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let ack: v1::PhishingAck = response.json().await.unwrap();
+
+    let mine: Vec<v1::PhishingReportStatus> = get(&a.device_token, v1::PATH_PHISHING.into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let untouched = v1::PhishingReportStatus {
+        tracking_id: ack.tracking_id.clone(),
+        // Stored to the microsecond.
+        received_at: mine[0].received_at,
+        status: v1::TriageStatus::New,
+        reply: None,
+        updated_at: None,
+    };
+    assert_eq!(mine, vec![untouched.clone()]);
+    assert!(
+        (mine[0].received_at - ack.received_at)
+            .num_milliseconds()
+            .abs()
+            < 1
+    );
+
+    // Device B neither lists nor reads A's report; an unknown id looks the same.
+    let theirs: Vec<v1::PhishingReportStatus> = get(&b.device_token, v1::PATH_PHISHING.into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(theirs.is_empty());
+    let denied = problem(
+        get(&b.device_token, one(&ack.tracking_id)).await.unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let unknown = problem(
+        get(&a.device_token, one("PH-00000000")).await.unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(denied["detail"], unknown["detail"]);
+    problem(
+        t.http
+            .get(t.url(&one(&ack.tracking_id)))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+
+    // IT triages it through the admin API: admins only, known statuses, bounded replies.
+    let inbox: Vec<PhishingReportInfo> = t
+        .get_admin(&viewer, "/api/v1/admin/phishing-reports")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let triage_path =
+        |id: String| tandem_server::api::PATH_ADMIN_PHISHING_TRIAGE.replace("{id}", &id);
+    let put = |token: &str, path: String, body: Value| {
+        t.http
+            .put(t.url(&path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let path = triage_path(inbox[0].id.to_string());
+    let reply = "Thanks — confirmed phishing. <b>Delete it</b>";
+    problem(
+        put(&viewer, path.clone(), json!({"status": "phishing"}))
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    problem(
+        put(&admin, path.clone(), json!({"status": "evil"}))
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    problem(
+        put(
+            &admin,
+            path.clone(),
+            json!({"status": "spam", "reply": "r".repeat(2001)}),
+        )
+        .await
+        .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    problem(
+        put(
+            &admin,
+            triage_path(uuid::Uuid::now_v7().to_string()),
+            json!({"status": "safe"}),
+        )
+        .await
+        .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        get(&a.device_token, v1::PATH_PHISHING.into())
+            .await
+            .unwrap()
+            .json::<Vec<v1::PhishingReportStatus>>()
+            .await
+            .unwrap(),
+        vec![untouched]
+    );
+    let response = put(&admin, path, json!({"status": "phishing", "reply": reply}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let seen: v1::PhishingReportStatus = get(&a.device_token, one(&ack.tracking_id))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen.status, v1::TriageStatus::Phishing);
+    assert!(seen.status.is_final());
+    assert_eq!(seen.reply.as_deref(), Some(reply));
+    assert!(seen.updated_at.is_some());
+    problem(
+        get(&b.device_token, one(&ack.tracking_id)).await.unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let audit: Vec<Value> = t
+        .get_admin(&viewer, "/api/v1/admin/audit")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["action"] == "phishing_report.triage"),
+        "{audit:?}"
+    );
 }
