@@ -1,12 +1,13 @@
 //! The Linux packages: built by `xtask bundle` from the debug binaries, checked by lintian,
-//! installed with dpkg on this machine, and the installed `tandem` enrolling silently from
-//! a deployed enrolment file to a real server; then removed again.
+//! installed with apt into a clean Debian 12 root made by debootstrap, and the installed
+//! `tandem` enrolling silently from a deployed `/etc/tandem/enroll.json` to a real server on
+//! the host's loopback; then purged again.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tandem_e2e::procs::{bin, bin_dir, run_ok, wait_for, Proc, Server};
 
@@ -20,27 +21,8 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Purges the package when the test ends, passed or not, so the machine is left as found.
-struct Installed;
-
-impl Drop for Installed {
-    fn drop(&mut self) {
-        let _ = Command::new("dpkg").args(["--purge", PACKAGE]).output();
-    }
-}
-
 fn is_root() -> bool {
     String::from_utf8_lossy(&Command::new("id").arg("-u").output().unwrap().stdout).trim() == "0"
-}
-
-/// `tandem` as installed, on its own data dir and token file.
-fn installed(data: &Path, enroll_file: &Path) -> Command {
-    let mut cmd = Command::new(INSTALLED_CLI);
-    cmd.env("TANDEM_DATA_DIR", data)
-        .env("TANDEM_CREDENTIAL_STORE", "file")
-        .env("TANDEM_ENROLL_FILE", enroll_file)
-        .env("TANDEM_LOG", "info,tandem_agent::bootstrap=debug");
-    cmd
 }
 
 /// Starts `tandem run` and hands back its stderr lines as they come.
@@ -84,16 +66,11 @@ fn wait_line(rx: &mpsc::Receiver<String>, needle: &str) -> String {
     }
 }
 
-fn status(data: &Path, enroll_file: &Path) -> serde_json::Value {
-    let out = run_ok(installed(data, enroll_file).args(["status", "--json"])).unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn the_deb_passes_lintian_installs_enrols_silently_and_purges() {
     assert!(
         is_root(),
-        "this test installs the .deb with dpkg and must run as root (as CI does)"
+        "this test bootstraps a Debian root and chroots into it: it must run as root (as CI does)"
     );
     let out_dir = tempfile::tempdir().unwrap();
     run_ok(
@@ -153,21 +130,35 @@ fn the_deb_passes_lintian_installs_enrols_silently_and_purges() {
     let scripts = run_ok(Command::new("rpm").args(["-qp", "--scripts"]).arg(&rpm)).unwrap();
     assert!(String::from_utf8_lossy(&scripts.stdout).contains("disable --now tandem.service"));
 
-    // Installed with dpkg on this machine (its dependencies are the build's own libraries).
-    let _purge = Installed;
-    run_ok(Command::new("dpkg").arg("-i").arg(&deb)).unwrap();
-    let version = run_ok(Command::new(INSTALLED_CLI).arg("--version")).unwrap();
+    // Installed into a clean Debian 12 root with apt, so the package's declared
+    // dependencies (and nothing this build machine happens to have) make it work.
+    let root = CleanRoot::new();
+    std::fs::copy(&deb, root.path("/tmp/tandem.deb")).unwrap();
+    let install_started = Instant::now();
+    root.apt_install("/tmp/tandem.deb");
+    eprintln!(
+        "clean root: apt-get install ./tandem.deb took {:?}",
+        install_started.elapsed()
+    );
+    let version = run_ok(&mut root.cmd(&[INSTALLED_CLI, "--version"])).unwrap();
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         format!("tandem {}", env!("CARGO_PKG_VERSION"))
     );
-    run_ok(Command::new("desktop-file-validate").arg("/etc/xdg/autostart/tandem.desktop")).unwrap();
-    let conffiles = std::fs::read_to_string("/var/lib/dpkg/info/tandem.conffiles").unwrap();
+    run_ok(
+        Command::new("desktop-file-validate").arg(root.path("/etc/xdg/autostart/tandem.desktop")),
+    )
+    .unwrap();
+    let conffiles =
+        std::fs::read_to_string(root.path("/var/lib/dpkg/info/tandem.conffiles")).unwrap();
     assert!(conffiles.contains("/etc/xdg/autostart/tandem.desktop"));
+    // The desktop app's shared libraries all resolve from the declared dependencies.
+    let ldd = run_ok(&mut root.cmd(&["ldd", "/usr/bin/tandem-desktop"])).unwrap();
+    let ldd = String::from_utf8_lossy(&ldd.stdout);
+    assert!(!ldd.contains("not found"), "unresolved libraries:\n{ldd}");
 
-    // A deployed enrolment file: the first `tandem run` enrols without being asked. The file
-    // is named through TANDEM_ENROLL_FILE rather than written to /etc/tandem, so other
-    // agents on this machine (other tests) do not pick it up.
+    // IT drops /etc/tandem/enroll.json: the first `tandem run` (as the packaged unit runs
+    // it) enrols without being asked, against a real server on the host's loopback.
     let server = Server::start_sqlite().unwrap();
     let secret = server
         .admin_secret(&["enroll-secret", "create", "--group", "default"])
@@ -175,25 +166,23 @@ fn the_deb_passes_lintian_installs_enrols_silently_and_purges() {
     let admin = server
         .admin_secret(&["token", "create", "--role", "admin"])
         .unwrap();
-    let conf = tempfile::tempdir().unwrap();
-    let enroll_file = conf.path().join("enroll.json");
     std::fs::write(
-        &enroll_file,
+        root.path("/etc/tandem/enroll.json"),
         serde_json::json!({"server_url": server.url, "enroll_secret": secret, "group": "default"})
             .to_string(),
     )
     .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    assert_eq!(status(data.path(), &enroll_file)["enrolled"], false);
+    assert_eq!(root.status()["enrolled"], false);
 
-    let (run, lines) = spawn_run(installed(data.path(), &enroll_file));
+    let (run, lines) = spawn_run(root.agent(&[]));
     let log = wait_line(&lines, "enrolled silently");
     assert!(!log.contains(&secret), "the secret was logged:\n{log}");
-    let device_id = status(data.path(), &enroll_file)["enrollment"]["device_id"]
+    let device_id = root.status()["enrollment"]["device_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    // The device's first report reaches the server: IT sees it without anyone touching it.
+    // The server's admin API sees the device and its first report: IT sees it without
+    // anyone touching the machine.
     let client = reqwest::blocking::Client::new();
     wait_for(Duration::from_secs(30), "the device's first report", || {
         let devices: serde_json::Value = client
@@ -214,34 +203,196 @@ fn the_deb_passes_lintian_installs_enrols_silently_and_purges() {
     run.terminate(Duration::from_secs(10)).unwrap();
 
     // A restart does not enrol again: same device, the file is not even used.
-    let (run, lines) = spawn_run(installed(data.path(), &enroll_file));
+    let (run, lines) = spawn_run(root.agent(&[]));
     wait_line(&lines, "already enrolled");
     run.terminate(Duration::from_secs(10)).unwrap();
-    assert_eq!(
-        status(data.path(), &enroll_file)["enrollment"]["device_id"],
-        device_id.as_str()
-    );
+    assert_eq!(root.status()["enrollment"]["device_id"], device_id.as_str());
 
     // A malformed file is reported clearly, without the secret, and the agent keeps running
     // unenrolled rather than crash-looping.
-    let bad = conf.path().join("bad.json");
     std::fs::write(
-        &bad,
+        root.path("/etc/tandem/bad.json"),
         format!(r#"{{"server_url": "http://203.0.113.9", "enroll_secret": "{secret}"}}"#),
     )
     .unwrap();
-    let fresh = tempfile::tempdir().unwrap();
-    let (run, lines) = spawn_run(installed(fresh.path(), &bad));
+    let mut fresh = root.agent(&[]);
+    fresh
+        .env("TANDEM_DATA_DIR", "/var/lib/tandem-fresh")
+        .env("TANDEM_ENROLL_FILE", "/etc/tandem/bad.json");
+    let (run, lines) = spawn_run(fresh);
     let log = wait_line(&lines, "silent enrolment failed");
     assert!(log.contains("plain http"), "{log}");
     assert!(!log.contains(&secret), "the secret was logged:\n{log}");
     run.terminate(Duration::from_secs(10)).unwrap();
 
-    // Purge removes what the package installed.
-    run_ok(Command::new("dpkg").args(["--purge", PACKAGE])).unwrap();
-    assert!(!Path::new(INSTALLED_CLI).exists());
-    assert!(!Path::new("/etc/xdg/autostart/tandem.desktop").exists());
-    assert!(!Path::new("/usr/lib/systemd/system/tandem.service").exists());
+    // Purge removes what the package installed and the headless agent's state.
+    run_ok(&mut root.cmd(&["apt-get", "purge", "-y", "-qq", PACKAGE])).unwrap();
+    for gone in [
+        INSTALLED_CLI,
+        "/usr/bin/tandem-desktop",
+        "/etc/xdg/autostart/tandem.desktop",
+        "/usr/lib/systemd/system/tandem.service",
+        "/var/lib/tandem",
+    ] {
+        assert!(!root.path(gone).exists(), "{gone} is left after purge");
+    }
+}
+
+/// A clean Debian 12 (bookworm, minbase) root to install the package into.
+///
+/// The bootstrapped root is kept as a tarball, and the packages apt downloads in a
+/// directory, under `TANDEM_CLEAN_ROOT_CACHE` (default `/var/cache/tandem/clean-root`, the
+/// directory CI keeps between runs): a cold run pays debootstrap and the downloads once, a
+/// warm run unpacks the tarball and installs offline. Every command runs in a private mount
+/// namespace (`unshare --mount`), so the /proc and cache mounts vanish with it even when a
+/// test fails half-way.
+struct CleanRoot {
+    dir: tempfile::TempDir,
+    archives: PathBuf,
+}
+
+const SUITE: &str = "bookworm";
+
+impl CleanRoot {
+    fn cache_dir() -> PathBuf {
+        std::env::var_os("TANDEM_CLEAN_ROOT_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/cache/tandem/clean-root"))
+    }
+
+    fn new() -> CleanRoot {
+        let cache = Self::cache_dir();
+        let archives = cache.join("apt-archives");
+        std::fs::create_dir_all(archives.join("partial")).unwrap();
+        let tarball = cache.join(format!("{SUITE}-minbase.tar.zst"));
+        let started = Instant::now();
+        if !tarball.exists() {
+            Self::bootstrap(&tarball);
+            eprintln!(
+                "clean root: debootstrap (cold) took {:?}",
+                started.elapsed()
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let unpacked = Instant::now();
+        run_ok(
+            Command::new("tar")
+                .args(["--zstd", "--numeric-owner", "-xpf"])
+                .arg(&tarball)
+                .arg("-C")
+                .arg(dir.path()),
+        )
+        .unwrap();
+        eprintln!("clean root: unpacked in {:?}", unpacked.elapsed());
+        // The root is thrown away after the test: dpkg need not fsync every file it
+        // unpacks, which is most of an install's time on a busy disk.
+        std::fs::write(
+            dir.path().join("etc/dpkg/dpkg.cfg.d/unsafe-io"),
+            "force-unsafe-io\n",
+        )
+        .unwrap();
+        CleanRoot { dir, archives }
+    }
+
+    /// Runs debootstrap into a scratch directory and keeps the result as `tarball`, with
+    /// apt's package lists, so later runs need no network for what is cached.
+    fn bootstrap(tarball: &Path) {
+        let mirror = std::env::var("TANDEM_DEBIAN_MIRROR")
+            .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+        let scratch = tempfile::tempdir().unwrap();
+        let archives = tarball.parent().unwrap().join("apt-archives");
+        // debootstrap keeps what it downloads in its own cache dir, so even a lost tarball
+        // is rebuilt without the network.
+        let debs = tarball.parent().unwrap().join("debootstrap-debs");
+        std::fs::create_dir_all(&debs).unwrap();
+        run_ok(
+            Command::new("debootstrap")
+                .args(["--variant=minbase"])
+                .arg(format!("--cache-dir={}", debs.display()))
+                .arg(SUITE)
+                .arg(scratch.path())
+                .arg(&mirror),
+        )
+        .unwrap();
+        let root = CleanRoot {
+            dir: scratch,
+            archives,
+        };
+        run_ok(&mut root.cmd(&["apt-get", "update", "-qq"])).unwrap();
+        let tmp = tarball.with_extension("partial");
+        run_ok(
+            Command::new("tar")
+                .args(["--zstd", "--numeric-owner", "-cpf"])
+                .arg(&tmp)
+                .arg("-C")
+                .arg(root.dir.path())
+                .arg("."),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, tarball).unwrap();
+    }
+
+    /// A path inside the root.
+    fn path(&self, inside: &str) -> PathBuf {
+        self.dir.path().join(inside.trim_start_matches('/'))
+    }
+
+    /// `args` run inside the root, as root, with /proc and the package cache mounted.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(
+                "set -e; root=$1; archives=$2; shift 2; \
+                 mount -t proc proc \"$root/proc\"; \
+                 mount --bind \"$archives\" \"$root/var/cache/apt/archives\"; \
+                 exec chroot \"$root\" \"$@\"",
+            )
+            .arg("sh")
+            .arg(self.dir.path())
+            .arg(&self.archives)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LANG", "C.UTF-8")
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    }
+
+    /// `tandem` inside the root, configured as the packaged systemd unit runs it.
+    fn agent(&self, args: &[&str]) -> Command {
+        let mut all = vec![INSTALLED_CLI];
+        all.extend_from_slice(args);
+        let mut cmd = self.cmd(&all);
+        cmd.env("TANDEM_DATA_DIR", "/var/lib/tandem")
+            .env("TANDEM_CREDENTIAL_STORE", "file")
+            .env("TANDEM_LOG", "info,tandem_agent::bootstrap=debug");
+        cmd
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = run_ok(&mut self.agent(&["status", "--json"])).unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Installs a local package with apt, which resolves its dependencies: from the cached
+    /// downloads and lists first, and only when those fall short after refreshing the lists.
+    fn apt_install(&self, deb: &str) {
+        let install = || {
+            run_ok(&mut self.cmd(&[
+                "apt-get",
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                deb,
+            ]))
+        };
+        if let Err(offline) = install() {
+            eprintln!("clean root: installing from the cache fell short ({offline}); refreshing the lists");
+            run_ok(&mut self.cmd(&["apt-get", "update", "-qq"])).unwrap();
+            install().unwrap();
+        }
+    }
 }
 
 /// Runs openssl with `args` in `dir`.

@@ -55,6 +55,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "lintian",
     "desktop-file-utils",
     "rpm",
+    // A clean Debian root to install the .deb into, kept between runs as a zstd tarball.
+    "debootstrap",
+    "zstd",
 ];
 
 fn is_installed(package: &str) -> bool {

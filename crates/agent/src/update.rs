@@ -17,9 +17,12 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine as _;
 use tandem_proto::v1::{EventKind, UpdateInfo};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::{Agent, AgentError, AGENT_VERSION};
 
@@ -133,7 +136,154 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// How the running headless agent (`tandem run`) keeps itself up to date: it asks the
+/// server shortly after start and then every `every`, and installs what verifies.
+#[derive(Debug, Clone)]
+pub struct AutoUpdate {
+    /// The binary to replace: the running one, for a normal install.
+    pub install_path: PathBuf,
+    /// The pinned updater key (see the module's "Which key").
+    pub public_key: String,
+    /// The first check, after start: long enough for enrolment and the first report.
+    pub first_after: Duration,
+    pub every: Duration,
+}
+
+impl AutoUpdate {
+    /// A day between checks: releases are rare, and the check is one small request.
+    pub const DEFAULT_EVERY: Duration = Duration::from_secs(24 * 3600);
+    pub const DEFAULT_FIRST_AFTER: Duration = Duration::from_secs(60);
+}
+
+/// Whether this process may replace `path`: the binary's directory takes a new file. A
+/// package-managed install under a read-only `/usr` (the packaged unit runs with
+/// `ProtectSystem=strict`) does not, and is updated by its package manager instead.
+pub fn can_replace(path: &Path) -> bool {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return false;
+    };
+    if !path.is_file() {
+        return false;
+    }
+    let probe = dir.join(format!(".tandem-update-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// What the desktop app's Tauri updater needs to ask this device's server.
+#[derive(Clone)]
+pub struct DesktopUpdater {
+    /// The updater endpoint with Tauri's `{{target}}` and `{{current_version}}` placeholders.
+    pub endpoint: String,
+    /// The `Authorization` header value: the device token, which the endpoint requires.
+    pub authorization: String,
+}
+
+impl std::fmt::Debug for DesktopUpdater {
+    // The header carries the device token, which never reaches a log (invariant 7).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesktopUpdater")
+            .field("endpoint", &self.endpoint)
+            .field("authorization", &"<redacted>")
+            .finish()
+    }
+}
+
 impl Agent {
+    /// The enrolled server's updater endpoint and the header that opens it, for the desktop
+    /// app's Tauri updater (which does its own download and signature check).
+    pub async fn desktop_updater(&self) -> Result<DesktopUpdater, UpdateError> {
+        let record = self.enrollment().await?.ok_or(AgentError::NotEnrolled)?;
+        let token = self
+            .credentials(Some(&record))
+            .load()
+            .await
+            .map_err(AgentError::from)?;
+        Ok(DesktopUpdater {
+            endpoint: format!(
+                "{}{}?target={{{{target}}}}&current_version={{{{current_version}}}}",
+                record.server_url.trim_end_matches('/'),
+                tandem_proto::v1::PATH_UPDATE
+            ),
+            authorization: format!("Bearer {}", token.expose()),
+        })
+    }
+
+    /// Records an update the desktop app installed or refused, and tells the server at
+    /// once (the app restarts into an installed one right after).
+    pub async fn record_update(&self, applied: bool, detail: String) {
+        let kind = if applied {
+            EventKind::UpdateApplied
+        } else {
+            EventKind::UpdateRefused
+        };
+        self.push_event(kind, detail).await;
+        let delivered = async {
+            self.queue_heartbeat().await?;
+            self.flush_outbox().await
+        }
+        .await;
+        if let Err(e) = delivered {
+            tracing::info!(error = %e, "the update's outcome stays queued for the next report");
+        }
+    }
+
+    /// The running agent's update loop: checks after `first_after`, then every `every`,
+    /// until `shutdown`. Returns the version installed, once one was, after telling the
+    /// server (the caller then restarts into it); `None` on shutdown. A refused update has
+    /// been recorded and reported by then, and the loop goes on with the running binary.
+    pub async fn auto_update(
+        &self,
+        config: &AutoUpdate,
+        shutdown: &CancellationToken,
+    ) -> Option<String> {
+        let mut wait = config.first_after;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = config.every;
+            let outcome = self
+                .apply_update(&config.install_path, &config.public_key)
+                .await;
+            let applied = match outcome {
+                Ok(UpdateOutcome::UpToDate) => {
+                    tracing::debug!("no newer release offered");
+                    continue;
+                }
+                Err(UpdateError::Agent(AgentError::NotEnrolled)) => continue,
+                Err(UpdateError::Agent(e)) => {
+                    tracing::info!(error = %e, "update check failed; trying again later");
+                    continue;
+                }
+                Err(_) => None,
+                Ok(UpdateOutcome::Applied { version }) => Some(version),
+            };
+            // IT hears of an applied or refused update now, not at the next report.
+            let delivered = async {
+                self.queue_heartbeat().await?;
+                self.flush_outbox().await
+            }
+            .await;
+            if let Err(e) = delivered {
+                tracing::info!(error = %e, "the update's outcome stays queued for the next report");
+            }
+            if applied.is_some() {
+                return applied;
+            }
+        }
+    }
+
     /// Asks the enrolled server for a release newer than this binary.
     pub async fn check_for_update(&self) -> Result<Option<UpdateInfo>, UpdateError> {
         let target = current_target().ok_or(UpdateError::UnsupportedPlatform)?;
@@ -248,6 +398,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(replace_file(&dir.path().join("absent"), b"x").is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn only_a_writable_install_can_be_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tandem");
+        assert!(!can_replace(&path), "nothing to replace");
+        std::fs::write(&path, b"old").unwrap();
+        assert!(can_replace(&path));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(!can_replace(Path::new("tandem")));
     }
 
     #[test]

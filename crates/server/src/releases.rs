@@ -57,6 +57,33 @@ pub fn verify_signature(
         .map_err(|_| ReleaseError::SignatureMismatch)
 }
 
+/// The 8-byte key id minisign writes after its 2-byte algorithm tag, from the base64 line
+/// of a `.pub` or `.sig` file (itself in base64, as the Tauri updater keeps them).
+fn minisign_key_id(b64_file: &str) -> Option<String> {
+    let text = decode_text(b64_file)?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(line)
+        .ok()?;
+    let id = raw.get(2..10)?;
+    // minisign shows key ids as little-endian hex, as in its comment lines.
+    Some(id.iter().rev().map(|b| format!("{b:02X}")).collect())
+}
+
+/// The id of the key `signature` was made with, as minisign prints it; `None` when it is
+/// not a minisign signature.
+pub fn signature_key_id(signature: &str) -> Option<String> {
+    minisign_key_id(signature)
+}
+
+/// The id of `public_key`, as minisign prints it.
+pub fn public_key_id(public_key: &str) -> Option<String> {
+    minisign_key_id(public_key)
+}
+
 /// A `MAJOR.MINOR.PATCH` version; pre-release and build suffixes are not used for agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Version(pub u64, pub u64, pub u64);
@@ -143,6 +170,19 @@ mod tests {
         assert!(answer(Version(0, 2, 0), Some(&offered)).is_none());
         assert!(answer(Version(0, 3, 0), Some(&offered)).is_none());
         assert!(answer(Version(0, 1, 0), None).is_none());
+    }
+
+    #[test]
+    fn key_ids_come_from_the_key_and_signature_lines() {
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let mut raw = b"Ed".to_vec();
+        raw.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        raw.extend_from_slice(&[0; 32]);
+        let line = base64::engine::general_purpose::STANDARD.encode(&raw);
+        let key = b64(&format!("untrusted comment: minisign public key\n{line}\n"));
+        assert_eq!(public_key_id(&key).as_deref(), Some("0807060504030201"));
+        assert_eq!(signature_key_id(&b64("untrusted comment: x\n")), None);
+        assert_eq!(signature_key_id("not base64!"), None);
     }
 
     #[test]

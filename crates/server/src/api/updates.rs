@@ -93,7 +93,7 @@ fn check_target(target: &str) -> Result<(), ApiError> {
 }
 
 /// Channel names: lower-case letters, digits, `-`, `_` and `.`, like group names.
-fn check_channel(channel: &str) -> Result<(), ApiError> {
+pub(crate) fn check_channel(channel: &str) -> Result<(), ApiError> {
     let ok = !channel.is_empty()
         && channel.len() <= MAX_NAME
         && channel
@@ -229,17 +229,25 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
+/// A release upload's fields, from the admin API or the console's form.
 #[derive(Debug, Default)]
-struct UploadForm {
-    version: Option<String>,
-    target: Option<String>,
-    channel: Option<String>,
-    signature: Option<String>,
-    notes: Option<String>,
-    artifact: Option<Vec<u8>>,
+pub(crate) struct UploadForm {
+    pub version: Option<String>,
+    pub target: Option<String>,
+    pub channel: Option<String>,
+    pub signature: Option<String>,
+    pub notes: Option<String>,
+    pub artifact: Option<Vec<u8>>,
+    /// The console form's CSRF token (`read_upload` with `with_csrf`); the API takes none.
+    pub csrf: Option<String>,
 }
 
-async fn read_upload(mut form: Multipart) -> Result<UploadForm, ApiError> {
+/// Reads an upload's multipart fields, each at most once; `with_csrf` also accepts the
+/// console form's `csrf` field.
+pub(crate) async fn read_upload(
+    mut form: Multipart,
+    with_csrf: bool,
+) -> Result<UploadForm, ApiError> {
     let mut f = UploadForm::default();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_owned();
@@ -258,6 +266,7 @@ async fn read_upload(mut form: Multipart) -> Result<UploadForm, ApiError> {
                 "channel" => &mut f.channel,
                 "signature" => &mut f.signature,
                 "notes" => &mut f.notes,
+                "csrf" if with_csrf => &mut f.csrf,
                 other => {
                     return Err(ApiError::Unprocessable(format!(
                     "unexpected form field `{}` (expected version, target, channel, signature, \
@@ -292,6 +301,18 @@ pub async fn upload_release(
     form: Multipart,
 ) -> Result<(StatusCode, Json<ReleaseInfo>), ApiError> {
     auth.require(Role::Admin)?;
+    let form = read_upload(form, false).await?;
+    let release = store_upload(&state, auth.actor(), form).await?;
+    Ok((StatusCode::CREATED, Json(release)))
+}
+
+/// Checks an upload's fields and its signature against the server's updater key, then
+/// stores it with its audit row as `actor`: the one path for the admin API and the console.
+pub(crate) async fn store_upload(
+    state: &SharedState,
+    actor: String,
+    form: UploadForm,
+) -> Result<ReleaseInfo, ApiError> {
     let Some(public_key) = state.updates.public_key.clone() else {
         return Err(ApiError::Conflict(
             "this server has no updater public key (--updater-pubkey), so it cannot check \
@@ -299,7 +320,6 @@ pub async fn upload_release(
                 .into(),
         ));
     };
-    let form = read_upload(form).await?;
     let version = parse_version(&required(form.version, "version")?)?;
     let target = required(form.target, "target")?;
     check_target(&target)?;
@@ -323,12 +343,12 @@ pub async fn upload_release(
         ApiError::Unprocessable("form field `artifact` is missing or empty".into())
     })?;
     releases::verify_signature(&public_key, &artifact, &signature).map_err(|e| {
-        tracing::warn!(actor = %auth.actor(), %version, %target, error = %e, "release upload refused");
+        tracing::warn!(%actor, %version, %target, error = %e, "release upload refused");
         ApiError::Unprocessable(format!("release refused: {e}"))
     })?;
     let sha256 = hex::encode(Sha256::digest(&artifact));
     let by = ChangeBy {
-        actor: auth.actor(),
+        actor,
         at: state.clock.now(),
     };
     let release = NewRelease {
@@ -352,20 +372,17 @@ pub async fn upload_release(
         )));
     }
     tracing::info!(%version, %target, %channel, %sha256, actor = %by.actor, "release stored");
-    Ok((
-        StatusCode::CREATED,
-        Json(ReleaseInfo {
-            channel,
-            target,
-            version: version.to_string(),
-            signature,
-            notes,
-            sha256,
-            size,
-            created_at: by.at,
-            created_by: by.actor,
-        }),
-    ))
+    Ok(ReleaseInfo {
+        channel,
+        target,
+        version: version.to_string(),
+        signature,
+        notes,
+        sha256,
+        size,
+        created_at: by.at,
+        created_by: by.actor,
+    })
 }
 
 /// `GET /api/v1/admin/releases`: stored releases, newest upload first.

@@ -31,7 +31,7 @@ impl FormData {
 
 /// Refuses a request whose `Origin` names another site. Browsers send `Origin` with every
 /// POST; a request without one (curl, old browsers) still needs the CSRF token.
-fn same_origin(headers: &HeaderMap) -> Result<(), ConsoleError> {
+pub(super) fn same_origin(headers: &HeaderMap) -> Result<(), ConsoleError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };

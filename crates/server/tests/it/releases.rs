@@ -345,3 +345,162 @@ mod api {
         assert_eq!(t.count("releases").await, 0);
     }
 }
+
+// The console's releases page: the same checks as the API, behind the console's session,
+// role and CSRF token.
+
+mod console_page {
+    use reqwest::multipart::{Form, Part};
+    use reqwest::StatusCode;
+    use serde_json::Value;
+    use tandem_server::Role;
+
+    use super::{keypair, sign};
+    use crate::console::signed_in;
+    use crate::support::{Backend, TestDb, TestServer};
+
+    on_both_backends!(the_releases_page_uploads_verified_releases_and_sets_channels);
+
+    fn form(csrf: Option<&str>, version: &str, signature: &str, notes: &str, bytes: &[u8]) -> Form {
+        let form = Form::new()
+            .text("version", version.to_owned())
+            .text("target", "cli-linux-x86_64")
+            .text("channel", "stable")
+            .text("signature", signature.to_owned())
+            .text("notes", notes.to_owned())
+            .part("artifact", Part::bytes(bytes.to_vec()).file_name("tandem"));
+        match csrf {
+            Some(token) => form.text("csrf", token.to_owned()),
+            None => form,
+        }
+    }
+
+    async fn the_releases_page_uploads_verified_releases_and_sets_channels(backend: Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, public) = keypair(dir.path(), "updater.key");
+        let (other_key, _) = keypair(dir.path(), "other.key");
+        let artifact = dir.path().join("tandem-0.4.0.bin");
+        let bytes = b"tandem 0.4.0".repeat(5000);
+        std::fs::write(&artifact, &bytes).unwrap();
+        let good = sign(&key, &artifact);
+        let forged = sign(&other_key, &artifact);
+        let key_id = tandem_server::releases::public_key_id(&public).unwrap();
+
+        let db = std::sync::Arc::new(TestDb::new(backend).await);
+        let t = TestServer::start_with(db, |c| c.updater_public_key = Some(public.clone())).await;
+        t.enroll("eng", "m-rel").await;
+        let mut admin = signed_in(&t, "root", Role::Admin).await;
+        let mut viewer = signed_in(&t, "val", Role::Viewer).await;
+        let csrf = admin.csrf("/console/releases").await;
+        let html = admin.get("/console/releases").await.text().await.unwrap();
+        assert!(html.contains("No release uploaded yet"), "{html}");
+        assert!(
+            html.contains(&key_id),
+            "the page names the updater key: {html}"
+        );
+
+        // A viewer sees the page without the forms and cannot upload.
+        let html = viewer.get("/console/releases").await.text().await.unwrap();
+        assert!(!html.contains("upload-form"), "{html}");
+        let viewer_csrf = viewer.csrf("/console").await;
+        let r = viewer
+            .post_multipart(
+                "/console/releases",
+                form(Some(&viewer_csrf), "0.4.0", &good, "", &bytes),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        // Without the CSRF token, or with another key's signature, nothing is stored.
+        let r = admin
+            .post_multipart("/console/releases", form(None, "0.4.0", &good, "", &bytes))
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = admin
+            .post_multipart(
+                "/console/releases",
+                form(Some(&csrf), "0.4.0", &forged, "", &bytes),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("Release refused: the signature does not match this artifact and key"),
+            "{html}"
+        );
+        assert_eq!(t.count("releases").await, 0);
+
+        // A good upload is stored, its notes shown as text, its signature by the current key.
+        let notes = "<script>alert(1)</script> fixes";
+        let r = admin
+            .post_multipart(
+                "/console/releases",
+                form(Some(&csrf), "0.4.0", &good, notes, &bytes),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("Release 0.4.0 for cli-linux-x86_64 is on channel stable"),
+            "{html}"
+        );
+        assert!(html.contains(&format!("ok · {key_id}")), "{html}");
+        assert!(!html.contains("<script>alert"), "notes are escaped: {html}");
+        assert!(
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62; fixes"),
+            "{html}"
+        );
+        assert_eq!(t.count("releases").await, 1);
+
+        // The group's channel, set from the page; a bad name is refused with a message.
+        let r = admin
+            .post(
+                "/console/releases/channel",
+                &[("csrf", &csrf), ("group", "eng"), ("channel", "Beta!")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let r = admin
+            .post(
+                "/console/releases/channel",
+                &[("csrf", &csrf), ("group", "nope"), ("channel", "beta")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = admin
+            .post(
+                "/console/releases/channel",
+                &[("csrf", &csrf), ("group", "eng"), ("channel", "beta")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let html = admin.get("/console/releases").await.text().await.unwrap();
+        assert!(html.contains(r#"value="beta""#), "{html}");
+
+        // Both changes are audited as the console account.
+        let token = t.api_token(Role::Viewer).await;
+        let audit: Value = t
+            .get_admin(&token, "/api/v1/admin/audit")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let rows: Vec<(String, String)> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["action"].as_str().unwrap().to_owned(),
+                    e["actor"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        for action in ["release.create", "group.channel"] {
+            assert!(
+                rows.iter()
+                    .any(|(a, by)| a == action && by.contains("root")),
+                "{action} by root missing: {rows:?}"
+            );
+        }
+    }
+}
