@@ -27,10 +27,13 @@ fn main() {
         "report_phishing_url",
         "report_phishing_message",
         "phishing_reports",
+        "refresh_phishing_reports",
         "last_sent_report",
         "history",
         "autostart_enabled",
         "set_autostart",
+        "set_language",
+        "window_painted",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
         .unwrap_or_else(|err| panic!("tauri-build failed: {err:#}"));

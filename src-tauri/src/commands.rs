@@ -26,6 +26,10 @@ pub enum CommandError {
     Open { target: String, reason: String },
     #[error("autostart: {0}")]
     Autostart(String),
+    #[error("starting at login is managed by IT on this computer")]
+    AutostartManaged,
+    #[error("cannot keep the language: {0}")]
+    Language(String),
     #[error("{0}")]
     BadRequest(String),
 }
@@ -214,6 +218,13 @@ pub async fn phishing_reports(agent: State<'_, Agent>) -> Answer<Vec<PhishingRec
     Ok(agent.phishing_reports().await?)
 }
 
+/// The phishing reports sent from this device with IT's verdict and reply, asked of the
+/// server now (the window asks when it opens the page and on "Check for replies").
+#[tauri::command]
+pub async fn refresh_phishing_reports(agent: State<'_, Agent>) -> Answer<Vec<PhishingReceipt>> {
+    Ok(agent.refresh_phishing_reports().await?)
+}
+
 /// "What IT can see": the last report the server acknowledged, verbatim.
 #[tauri::command]
 pub async fn last_sent_report(agent: State<'_, Agent>) -> Answer<Option<SentReport>> {
@@ -234,9 +245,14 @@ pub fn autostart_enabled(app: AppHandle) -> Answer<bool> {
         .map_err(|e| CommandError::Autostart(e.to_string()))
 }
 
-/// Turns starting at login on or off; answers with the new setting.
+/// Turns starting at login on or off; answers with the new setting. Refused when the
+/// policy in force leaves this to IT (`desktop.allow_autostart_toggle`).
 #[tauri::command]
-pub fn set_autostart(app: AppHandle, enabled: bool) -> Answer<bool> {
+pub async fn set_autostart(app: AppHandle, agent: State<'_, Agent>, enabled: bool) -> Answer<bool> {
+    let (policy, _) = agent.effective_policy().await?;
+    if !policy.desktop.allow_autostart_toggle {
+        return Err(CommandError::AutostartManaged);
+    }
     let launcher = app.autolaunch();
     let done = if enabled {
         launcher.enable()
@@ -247,6 +263,24 @@ pub fn set_autostart(app: AppHandle, enabled: bool) -> Answer<bool> {
     launcher
         .is_enabled()
         .map_err(|e| CommandError::Autostart(e.to_string()))
+}
+
+/// The user chose a language in Settings: kept for the shell, whose tray menu and
+/// notifications switch to it at once.
+#[tauri::command]
+pub fn set_language(language: State<'_, crate::i18n::Language>, lang: String) -> Answer<()> {
+    let lang = crate::i18n::Lang::from_code(&lang)
+        .ok_or_else(|| CommandError::BadRequest(format!("not a language Tandem speaks: {lang}")))?;
+    language
+        .choose(lang)
+        .map_err(|e| CommandError::Language(e.to_string()))
+}
+
+/// The window's first frame, with its own timings: logged as the breakdown of the time to
+/// first paint (`cargo xtask bench desktop-idle` prints it).
+#[tauri::command]
+pub fn window_painted(times: crate::window::PaintTimes) {
+    crate::window::painted(times);
 }
 
 #[cfg(test)]

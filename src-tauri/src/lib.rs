@@ -7,9 +7,12 @@
 //! asks for one.
 
 mod commands;
+mod i18n;
+mod phishing_replies;
 mod reminders;
 mod tray;
 mod tray_host;
+mod updater;
 mod window;
 
 use std::sync::Mutex;
@@ -23,6 +26,7 @@ use tauri::async_runtime::JoinHandle;
 use tauri::{AppHandle, Emitter, Manager, RunEvent};
 use tokio_util::sync::CancellationToken;
 
+use crate::i18n::Language;
 use crate::tray::TrayModel;
 
 /// The event carrying the full `AgentState`, emitted on every change.
@@ -57,6 +61,7 @@ pub fn run() -> anyhow::Result<()> {
             window::open_or_log(app, window::Page::Home);
         }))
         .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             None,
@@ -72,10 +77,13 @@ pub fn run() -> anyhow::Result<()> {
             commands::report_phishing_url,
             commands::report_phishing_message,
             commands::phishing_reports,
+            commands::refresh_phishing_reports,
             commands::last_sent_report,
             commands::history,
             commands::autostart_enabled,
             commands::set_autostart,
+            commands::set_language,
+            commands::window_painted,
         ])
         .setup(move |app| {
             start(app.handle(), open_at_start)?;
@@ -88,6 +96,7 @@ pub fn run() -> anyhow::Result<()> {
     // it is safe to open the agent's store.
     let agent = tauri::async_runtime::block_on(Agent::open(AgentConfig::from_env()))
         .context("cannot open the agent")?;
+    app.manage(Language::load(agent.data_dir()));
     app.manage(agent);
     app.manage(Background {
         shutdown: CancellationToken::new(),
@@ -109,12 +118,16 @@ pub fn run() -> anyhow::Result<()> {
 /// ready.
 fn start(app: &AppHandle, open_window: bool) -> anyhow::Result<()> {
     let agent = app.state::<Agent>().inner().clone();
+    let language = app.state::<Language>();
+    let mut languages = language.subscribe();
     let mut states = agent.subscribe();
     let first = states.borrow_and_update().clone();
-    let first = TrayModel::of(&first, false, Utc::now());
+    let first = TrayModel::of(&first, false, language.current(), Utc::now());
     tray::create(app, &first).context("cannot create the tray icon")?;
     // Subscribed before the runtime starts, so no reminder decided at start is missed.
     reminders::start(app);
+    phishing_replies::start(app);
+    updater::start(app);
 
     let follower = app.clone();
     let policy_agent = agent.clone();
@@ -122,9 +135,15 @@ fn start(app: &AppHandle, open_window: bool) -> anyhow::Result<()> {
         let mut shown = first;
         loop {
             let state: AgentState = states.borrow_and_update().clone();
+            languages.borrow_and_update();
             let pause_allowed = pause_allowed(&policy_agent).await;
             shown = follow(&follower, &shown, &state, pause_allowed);
-            if states.changed().await.is_err() {
+            // A new state or a language chosen in Settings: either re-renders the tray.
+            let next = tokio::select! {
+                changed = states.changed() => changed,
+                changed = languages.changed() => changed,
+            };
+            if next.is_err() {
                 return;
             }
         }
@@ -178,7 +197,8 @@ fn follow(
     if let Err(err) = app.emit(STATE_EVENT, state) {
         tracing::warn!("cannot send the state to the window: {err}");
     }
-    let next = TrayModel::of(state, pause_allowed, Utc::now());
+    let lang = app.state::<Language>().current();
+    let next = TrayModel::of(state, pause_allowed, lang, Utc::now());
     match tray::update(app, shown, &next) {
         Ok(()) => next,
         Err(err) => {

@@ -14,6 +14,7 @@ use tandem_proto::CheckId;
 use tauri::{AppHandle, Manager};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::i18n::{Lang, Language};
 use crate::window::{self, Page};
 
 // Notification actions exist only where notify-rust offers them (the freedesktop spec);
@@ -70,10 +71,19 @@ fn show(app: &AppHandle, agent: &Agent, nudge: Nudge) {
         Delivery::OpenWindow => window::open_or_log(app, Page::Item(check)),
         Delivery::Notification => {
             let (app, agent) = (app.clone(), agent.clone());
+            let lang = app.state::<Language>().current();
             tauri::async_runtime::spawn(async move {
-                let answer = tauri::async_runtime::spawn_blocking(move || notify(&nudge)).await;
+                let answer =
+                    tauri::async_runtime::spawn_blocking(move || notify(&nudge, lang)).await;
                 match answer {
-                    Ok(Ok(answer)) => answered(&app, &agent, check, answer).await,
+                    Ok(Ok((answer, id))) => {
+                        // Not every server closes a notification once answered (dunst keeps
+                        // it after an action from its menu); "Later" means out of sight.
+                        if answer == Answer::Later {
+                            close(id).await;
+                        }
+                        answered(&app, &agent, check, answer).await
+                    }
                     Ok(Err(err)) => {
                         tracing::warn!("cannot show the reminder as a notification: {err}");
                         // Without a notification service, the window is the reminder.
@@ -93,11 +103,19 @@ async fn answered(app: &AppHandle, agent: &Agent, check: CheckId, answer: Answer
             agent.acted(check).await;
             window::open_or_log(app, Page::Item(check));
         }
-        Answer::Later => {
-            if let Err(err) = agent.defer(check).await {
-                tracing::warn!("cannot defer {check}: {err}");
+        Answer::Later => match agent.defer(check).await {
+            Ok(until) => {
+                let deferrals_left = agent
+                    .state()
+                    .items
+                    .iter()
+                    .find(|i| i.check_id == check)
+                    .map_or(0, |i| i.deferrals_left);
+                let minutes = (until - chrono::Utc::now()).num_minutes();
+                tracing::info!(%check, %until, minutes, deferrals_left, "reminder deferred");
             }
-        }
+            Err(err) => tracing::warn!("cannot defer {check}: {err}"),
+        },
         Answer::Dismissed => {}
     }
 }
@@ -111,41 +129,92 @@ fn notification(summary: &str, body: &str) -> notify_rust::Notification {
     n
 }
 
-/// Shows the notification and waits for the user's answer.
+/// The notification's title and body in `lang`. The runtime words its own (English) text
+/// from the check's result; the title is re-worded here from the decision, and in other
+/// languages the body says why the check matters, as the check's summary is English.
+fn words(nudge: &Nudge, lang: Lang) -> (String, String) {
+    let check = nudge.decision.check_id;
+    let title = lang.check_title(check);
+    let phase = match nudge.decision.phase {
+        tandem_agent::nudge::Phase::Overdue => Some("phase.overdue"),
+        tandem_agent::nudge::Phase::Imminent => Some("phase.imminent"),
+        _ => None,
+    };
+    let title = match phase {
+        Some(phase) => lang.fill(
+            "notify.phaseTitle",
+            &[("phase", &lang.t(phase)), ("title", &title)],
+        ),
+        None => title.to_owned(),
+    };
+    let body = match lang {
+        Lang::En if !nudge.body.is_empty() => nudge.body.clone(),
+        _ => lang.check_why(check).to_owned(),
+    };
+    (title, body)
+}
+
+/// Shows the notification and waits for the user's answer; answers with it and the
+/// notification's id.
 #[cfg(all(unix, not(target_os = "macos")))]
-fn notify(nudge: &Nudge) -> Result<Answer, notify_rust::error::Error> {
-    let mut n = notification(&nudge.title, &nudge.body);
-    n.action(FIX_NOW, "Fix now");
+fn notify(nudge: &Nudge, lang: Lang) -> Result<(Answer, u32), notify_rust::error::Error> {
+    let (title, body) = words(nudge, lang);
+    let mut n = notification(&title, &body);
+    n.action(FIX_NOW, lang.t("notify.fixNow"));
     if nudge.decision.can_defer {
-        n.action(LATER, "Later");
+        n.action(LATER, lang.t("notify.later"));
     }
     // Stays until answered: a reminder that times out unseen has not reminded anyone.
     n.timeout(notify_rust::Timeout::Never);
     let mut answer = Answer::Dismissed;
-    n.show()?
-        .wait_for_action(|action| answer = answer_of(action));
-    Ok(answer)
+    let shown = n.show()?;
+    let id = shown.id();
+    shown.wait_for_action(|action| answer = answer_of(action));
+    Ok((answer, id))
 }
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
-fn notify(nudge: &Nudge) -> Result<Answer, notify_rust::error::Error> {
-    notification(&nudge.title, &nudge.body).show()?;
-    Ok(Answer::Dismissed)
+fn notify(nudge: &Nudge, lang: Lang) -> Result<(Answer, u32), notify_rust::error::Error> {
+    let (title, body) = words(nudge, lang);
+    notification(&title, &body).show()?;
+    Ok((Answer::Dismissed, 0))
 }
+
+/// Takes an answered notification off the screen.
+///
+/// # Platform behaviour
+/// Linux only (`CloseNotification` on the session bus); elsewhere nothing stays to close.
+#[cfg(target_os = "linux")]
+async fn close(id: u32) {
+    let closed = async {
+        let bus = zbus::Connection::session().await?;
+        bus.call_method(
+            Some("org.freedesktop.Notifications"),
+            "/org/freedesktop/Notifications",
+            Some("org.freedesktop.Notifications"),
+            "CloseNotification",
+            &(id,),
+        )
+        .await
+        .map(|_| ())
+    };
+    if let Err(err) = closed.await {
+        tracing::warn!("cannot close the answered reminder: {err}");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn close(_id: u32) {}
 
 /// Says once that there is no tray and where Tandem is instead.
 pub fn no_tray(app: &AppHandle) {
     let app = app.clone();
+    let lang = app.state::<Language>().current();
     tauri::async_runtime::spawn(async move {
-        let shown = tauri::async_runtime::spawn_blocking(|| {
-            notification(
-                "Tandem has no tray icon here",
-                "This desktop shows no tray icons (on GNOME, the AppIndicator extension adds them). \
-                 Tandem keeps working: reminders come as notifications, and launching Tandem again \
-                 opens its window.",
-            )
-            .show()
-            .map(|_| ())
+        let shown = tauri::async_runtime::spawn_blocking(move || {
+            notification(lang.t("notify.noTray.title"), lang.t("notify.noTray.body"))
+                .show()
+                .map(|_| ())
         })
         .await;
         if !matches!(shown, Ok(Ok(()))) {

@@ -11,6 +11,7 @@ use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager};
 
+use crate::i18n::Lang;
 use crate::window::{self, Page};
 
 /// The id of Tandem's one tray icon.
@@ -32,6 +33,8 @@ pub const PAUSE_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 /// pause reminders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrayModel {
+    /// The language of every label, so a switch rebuilds the menu.
+    pub lang: Lang,
     pub state: TrayState,
     /// The menu's first line and the tooltip.
     pub summary: String,
@@ -43,7 +46,12 @@ pub struct TrayModel {
 }
 
 impl TrayModel {
-    pub fn of(state: &AgentState, pause_allowed: bool, now: DateTime<Utc>) -> TrayModel {
+    pub fn of(
+        state: &AgentState,
+        pause_allowed: bool,
+        lang: Lang,
+        now: DateTime<Utc>,
+    ) -> TrayModel {
         let tray = state.tray;
         let needing: Vec<_> = state
             .needing_action()
@@ -51,18 +59,18 @@ impl TrayModel {
             .filter(|r| r.owner == Owner::User)
             .collect();
         let what = match needing.len() {
-            _ if state.results.is_empty() => "No checks have run yet".to_owned(),
-            0 => "All good: nothing needs you".to_owned(),
-            1 => "1 thing needs you".to_owned(),
-            n => format!("{n} things need you"),
+            _ if state.results.is_empty() => lang.t("headline.none").to_owned(),
+            0 => lang.t("headline.allGood").to_owned(),
+            1 => lang.t("headline.one").to_owned(),
+            n => lang.fill("headline.many", &[("n", &n)]),
         };
         // Offline says why, without hiding what needs the user.
         let summary = match (tray, &state.enrollment) {
             (TrayState::Offline, None) if state.results.is_empty() => {
-                "Not enrolled with IT".to_owned()
+                lang.t("tray.notEnrolled").to_owned()
             }
-            (TrayState::Offline, None) => format!("{what} · not enrolled"),
-            (TrayState::Offline, Some(_)) => format!("{what} · offline"),
+            (TrayState::Offline, None) => lang.fill("tray.summaryNotEnrolled", &[("what", &what)]),
+            (TrayState::Offline, Some(_)) => lang.fill("tray.summaryOffline", &[("what", &what)]),
             _ => what,
         };
         // Items with a deadline first, in the runtime's order (most urgent first).
@@ -82,25 +90,30 @@ impl TrayModel {
                     .items
                     .iter()
                     .find(|i| i.check_id == r.id)
-                    .map(|i| due_label(i.deadline, now));
+                    .map(|i| due_label(lang, i.deadline, now));
+                let title = lang.check_title(r.id);
                 let label = match due {
-                    Some(due) => format!("{} ({due})", r.id.title()),
-                    None => format!("{}: {}", r.id.title(), status_label(r.status)),
+                    Some(due) => lang.fill("tray.entryDue", &[("title", &title), ("due", &due)]),
+                    None => lang.fill(
+                        "tray.entryStatus",
+                        &[("title", &title), ("status", &status_label(lang, r.status))],
+                    ),
                 };
                 (r.id, label)
             })
             .collect();
         let pause = pause_allowed.then(|| match state.paused_until.filter(|t| *t > now) {
             Some(until) => (
-                format!(
-                    "Reminders paused until {}",
-                    until.with_timezone(&Local).format("%H:%M")
+                lang.fill(
+                    "settings.pausedUntil",
+                    &[("time", &until.with_timezone(&Local).format("%H:%M"))],
                 ),
                 false,
             ),
-            None => ("Pause reminders for 1 hour".to_owned(), true),
+            None => (lang.t("settings.pause").to_owned(), true),
         });
         TrayModel {
+            lang,
             state: tray,
             summary,
             entries,
@@ -109,31 +122,32 @@ impl TrayModel {
     }
 
     fn tooltip(&self) -> String {
-        format!("Tandem: {}", self.summary)
+        self.lang
+            .fill("tray.tooltip", &[("summary", &self.summary)])
     }
 }
 
 /// "overdue", "due today", "due in 3 days".
-fn due_label(deadline: DateTime<Utc>, now: DateTime<Utc>) -> String {
+fn due_label(lang: Lang, deadline: DateTime<Utc>, now: DateTime<Utc>) -> String {
     if deadline <= now {
-        return "overdue".into();
+        return lang.t("due.overdue").into();
     }
     match (deadline - now).num_days() {
-        0 => "due today".into(),
-        1 => "due tomorrow".into(),
-        n => format!("due in {n} days"),
+        0 => lang.t("due.today").into(),
+        1 => lang.t("due.tomorrow").into(),
+        n => lang.fill("due.days", &[("n", &n)]),
     }
 }
 
 /// The status words the menu shows; the window uses the same ones.
-fn status_label(status: Status) -> &'static str {
-    match status {
-        Status::Pass => "done",
-        Status::Warn => "needs you",
-        Status::Fail => "action required",
-        Status::Unknown => "could not check",
-        Status::NotApplicable => "not applicable",
-    }
+fn status_label(lang: Lang, status: Status) -> &'static str {
+    lang.t(match status {
+        Status::Pass => "status.pass",
+        Status::Warn => "status.warn",
+        Status::Fail => "status.fail",
+        Status::Unknown => "status.unknown",
+        Status::NotApplicable => "status.not_applicable",
+    })
 }
 
 /// Which icon set suits the panel the icon sits on.
@@ -211,20 +225,35 @@ fn menu(app: &AppHandle, model: &TrayModel) -> tauri::Result<Menu<tauri::Wry>> {
         }
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&item(app, OPEN, "Open Tandem", true)?)?;
-    menu.append(&item(app, CHECK_NOW, "Check now", true)?)?;
-    menu.append(&item(app, PHISHING, "Report phishing…", true)?)?;
+    let lang = model.lang;
+    menu.append(&item(app, OPEN, lang.t("tray.open"), true)?)?;
+    menu.append(&item(app, CHECK_NOW, lang.t("checkNow"), true)?)?;
+    menu.append(&item(app, PHISHING, lang.t("tray.reportPhishing"), true)?)?;
     if let Some((label, enabled)) = &model.pause {
         menu.append(&item(app, PAUSE, label, *enabled)?)?;
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&item(app, ABOUT, "About Tandem", true)?)?;
-    menu.append(&item(app, QUIT, "Quit", true)?)?;
+    menu.append(&item(app, ABOUT, lang.t("settings.about"), true)?)?;
+    menu.append(&item(app, QUIT, lang.t("tray.quit"), true)?)?;
     Ok(menu)
+}
+
+/// Says what the menu now holds: the desktop tests read the menu's words from the log, as no
+/// tray host here lets a test read a menu's labels back.
+fn log_menu(model: &TrayModel) {
+    let entries: Vec<&str> = model.entries.iter().map(|(_, l)| l.as_str()).collect();
+    tracing::info!(
+        lang = model.lang.code(),
+        summary = %model.summary,
+        ?entries,
+        pause = ?model.pause.as_ref().map(|(label, _)| label),
+        "tray menu"
+    );
 }
 
 /// Creates the tray icon for the first state.
 pub fn create(app: &AppHandle, model: &TrayModel) -> tauri::Result<TrayIcon> {
+    log_menu(model);
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(model.state)?)
         .icon_as_template(panel() == Panel::Template)
@@ -247,8 +276,13 @@ pub fn update(app: &AppHandle, shown: &TrayModel, next: &TrayModel) -> tauri::Re
     if next.summary != shown.summary {
         tray.set_tooltip(Some(next.tooltip()))?;
     }
-    if next.summary != shown.summary || next.entries != shown.entries || next.pause != shown.pause {
+    if next.summary != shown.summary
+        || next.entries != shown.entries
+        || next.pause != shown.pause
+        || next.lang != shown.lang
+    {
         tray.set_menu(Some(menu(app, next)?))?;
+        log_menu(next);
     }
     Ok(())
 }
@@ -319,7 +353,7 @@ mod tests {
     }
 
     fn model(state: &AgentState) -> TrayModel {
-        TrayModel::of(state, true, Utc::now())
+        TrayModel::of(state, true, Lang::En, Utc::now())
     }
 
     #[test]
@@ -350,7 +384,7 @@ mod tests {
             deferred_until: None,
         }];
         state.refresh_tray();
-        let model = TrayModel::of(&state, true, now);
+        let model = TrayModel::of(&state, true, Lang::En, now);
         assert_eq!(model.state, TrayState::Urgent);
         assert_eq!(model.summary, "2 things need you");
         assert_eq!(
@@ -359,7 +393,7 @@ mod tests {
                 (CheckId::ScreenLock, "Screen lock (due tomorrow)".to_owned()),
                 (
                     CheckId::OsUpdates,
-                    "Operating system updates: action required".to_owned()
+                    "Operating system updates: Action required".to_owned()
                 ),
             ]
         );
@@ -367,12 +401,54 @@ mod tests {
             model.pause,
             Some(("Pause reminders for 1 hour".to_owned(), true))
         );
-        assert_eq!(TrayModel::of(&state, false, now).pause, None);
+        assert_eq!(TrayModel::of(&state, false, Lang::En, now).pause, None);
         state.paused_until = Some(now + chrono::Duration::minutes(30));
         assert!(matches!(
-            TrayModel::of(&state, true, now).pause,
+            TrayModel::of(&state, true, Lang::En, now).pause,
             Some((_, false))
         ));
+    }
+
+    #[test]
+    fn the_menu_speaks_the_chosen_language() {
+        let mut state = enrolled(vec![
+            result(CheckId::ScreenLock, Status::Warn),
+            result(CheckId::OsUpdates, Status::Fail),
+        ]);
+        let now = Utc::now();
+        state.items = vec![ActionItem {
+            check_id: CheckId::ScreenLock,
+            phase: Phase::Reminder,
+            first_seen: now - chrono::Duration::days(1),
+            deadline: now + chrono::Duration::days(5) + chrono::Duration::hours(1),
+            deferrals_left: 3,
+            deferred_until: None,
+        }];
+        state.refresh_tray();
+        let de = TrayModel::of(&state, true, Lang::De, now);
+        assert_eq!(de.summary, "2 Sachen brauchen Sie");
+        assert_eq!(
+            de.entries,
+            vec![
+                (
+                    CheckId::ScreenLock,
+                    "Bildschirmsperre (fällig in 5 Tagen)".to_owned()
+                ),
+                (
+                    CheckId::OsUpdates,
+                    "Systemupdates: Handlung nötig".to_owned()
+                ),
+            ]
+        );
+        assert_eq!(
+            de.pause,
+            Some(("Erinnerungen 1 Stunde pausieren".to_owned(), true))
+        );
+        let fr = TrayModel::of(&state, true, Lang::Fr, now);
+        assert_eq!(fr.summary, "2 points vous attendent");
+        assert_ne!(fr, de, "a language switch must rebuild the menu");
+        let offline = TrayModel::of(&AgentState::default(), true, Lang::Fr, now);
+        assert_eq!(offline.summary, "Non inscrit auprès de l’IT");
     }
 
     #[test]

@@ -423,3 +423,233 @@ fn webkit_children(pid: u32) -> Vec<(u32, String)> {
         })
         .collect()
 }
+
+/// A saved phishing message, with markup in its body that nothing may render.
+const PHISHING_EML: &str = "From: \"Payroll\" <payroll@acme-payroll.example>\r\n\
+    To: ada@acme.example\r\nSubject: Your salary statement is waiting\r\n\
+    Content-Type: text/html\r\n\r\n<a href=\"https://acme-payroll.example/login\">Sign in</a>\r\n";
+
+/// Issues 6 and 7: a saved message chosen through the window's file input reaches the
+/// server and its tracking id is shown; once IT triages it with a reply (through the admin
+/// API, as the console's form does), "Check for replies" shows the verdict and the reply as
+/// text, and dunst shows the notification once.
+#[test]
+fn an_eml_reported_from_the_window_comes_back_with_it_s_reply() {
+    let server = Server::start_sqlite().unwrap();
+    let secret = server
+        .admin_secret(&["enroll-secret", "create", "--group", "default"])
+        .unwrap();
+    let admin = server
+        .admin_secret(&["token", "create", "--role", "admin"])
+        .unwrap();
+    let mut session = DesktopSession::with(SessionOptions {
+        keyring: false,
+        ..SessionOptions::default()
+    })
+    .unwrap();
+    let env = app_env(&session);
+    let data = session.dir().join("tandem");
+    Tandem::new(&data)
+        .env("TANDEM_CREDENTIAL_STORE", "file")
+        .run_ok(&["enroll", "--server", &server.url, "--secret", &secret])
+        .unwrap();
+    let eml = session.dir().join("salary-statement.eml");
+    std::fs::write(&eml, PHISHING_EML).unwrap();
+
+    let wd = webdriver(&mut session, &env);
+    wait_for(APP_READY, "the window", || one(&wd, "#nav-phishing"))
+        .unwrap_or_else(|e| panic!("{e:#}\ndriver log:\n{}", session.log("tauri-driver")));
+    go(&wd, "phishing");
+    // The page may still be rendering when the radio is first clicked: click until the
+    // file input shows.
+    let input = wait_for(APP_READY, "the file input", || {
+        if let Some(input) = one(&wd, "#phishing-file") {
+            return Some(input);
+        }
+        wd.click(&one(&wd, "#kind-file")?).ok()?;
+        None
+    })
+    .unwrap();
+    // WebDriver's way of choosing a file: the path typed into the file input.
+    wd.send_keys(&input, &eml.display().to_string()).unwrap();
+    wait_for(APP_READY, "the chosen file's name", || {
+        text_of(&wd, ".drop span").filter(|t| t.contains("salary-statement.eml"))
+    })
+    .unwrap();
+    wd.click(&one(&wd, "#phishing-send").unwrap()).unwrap();
+    let tracking = wait_for(APP_READY, "the tracking id", || {
+        wd.attribute(&one(&wd, "#phishing-result")?, "data-tracking-id")
+            .ok()?
+    })
+    .unwrap();
+    assert!(tracking.starts_with("PH-"), "{tracking}");
+    let row = format!("#phishing-sent li[data-tracking-id=\"{tracking}\"]");
+    wait_for(APP_READY, "the report listed as received", || {
+        wd.attribute(&one(&wd, &row)?, "data-triage").ok()?
+    })
+    .unwrap();
+
+    // The server holds the message byte for byte.
+    let inbox = admin_get(&server, &admin, "/api/v1/admin/phishing-reports");
+    let stored = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tracking_id"] == tracking.as_str())
+        .unwrap_or_else(|| panic!("{tracking} is not in the server's inbox: {inbox}"))
+        .clone();
+    assert_eq!(stored["subject"], "Your salary statement is waiting");
+    assert_eq!(stored["message_bytes"], PHISHING_EML.len());
+
+    // IT's verdict, with markup that must show as text.
+    let reply = "Thanks — confirmed phishing. We blocked the sender.\n\
+        <img src=x onerror=\"document.title='owned'\">";
+    let answer = reqwest::blocking::Client::new()
+        .put(format!(
+            "{}/api/v1/admin/phishing-reports/{}/triage",
+            server.url,
+            stored["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&admin)
+        .json(&json!({"status": "phishing", "reply": reply}))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::NO_CONTENT);
+
+    wd.click(&one(&wd, "#phishing-refresh").unwrap()).unwrap();
+    wait_for(APP_READY, "the verdict in the window", || {
+        (wd.attribute(&one(&wd, &row)?, "data-triage").ok()?? == "phishing").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\napp log:\n{}", session.log("tauri-driver")));
+    let shown = text_of(&wd, &format!("{row} .reply-text")).unwrap();
+    assert!(
+        shown.contains("Thanks — confirmed phishing.")
+            && shown.contains("<img src=x onerror=\"document.title='owned'\">"),
+        "{shown:?}"
+    );
+    assert!(wd
+        .find_all(&format!("{row} .reply img"))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        text_of(&wd, &format!("{row} .badge")).as_deref(),
+        Some("Confirmed phishing")
+    );
+    assert_ne!(wd.execute("return document.title;").unwrap(), "owned");
+    wd.execute_async(
+        "const done = arguments[arguments.length - 1]; document.activeElement.blur(); done(null);",
+    )
+    .unwrap();
+    wd.execute(&format!(
+        "document.querySelector({row:?}).scrollIntoView({{block: 'center'}}); return null;"
+    ))
+    .unwrap();
+    // The page as the assertions saw it, from WebKit itself: the X screenshot waits for the
+    // picture to settle, and the window need not stay on this page that long.
+    let shot = wd.screenshot().unwrap();
+    std::fs::write(output_dir().unwrap().join("phishing-reply-light.png"), shot).unwrap();
+
+    // The reply was news once: one notification, not another on the next refresh. (An entry
+    // of dunst's history holds the summary twice: alone, quoted, and in the message.)
+    let history = || {
+        let out = crate::desktop::output_within(
+            session.command("dunstctl").arg("history"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let closed = || {
+        crate::desktop::output_within(
+            session.command("dunstctl").arg("close-all"),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    };
+    wait_for(APP_READY, "IT's reply as a notification", || {
+        closed();
+        history()
+            .contains("IT answered your phishing report")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\ndunst history: {}", history()));
+    // Asked again (the command answers after the runtime has compared and announced).
+    invoke(&wd, "refresh_phishing_reports");
+    closed();
+    assert_eq!(
+        history()
+            .matches("\"IT answered your phishing report\"")
+            .count(),
+        1,
+        "{}",
+        history()
+    );
+}
+
+/// IT keeps "start at login" to itself: the Settings page shows the setting disabled and
+/// says who manages it, and the shell refuses the change even when asked directly. The
+/// language chosen there reaches the shell, which keeps it and rebuilds the tray menu in it.
+#[test]
+fn settings_show_autostart_managed_by_it_and_the_shell_keeps_the_language() {
+    let mut session = DesktopSession::with(SessionOptions {
+        keyring: false,
+        ..SessionOptions::default()
+    })
+    .unwrap();
+    let managed = session.dir().join("managed-policy.json");
+    std::fs::write(
+        &managed,
+        r#"{"desktop": {"allow_autostart_toggle": false}}"#,
+    )
+    .unwrap();
+    let mut env = app_env(&session);
+    env.push(("TANDEM_MANAGED_POLICY", managed.display().to_string()));
+    env.push(("LANG", "C.UTF-8".to_owned()));
+    let wd = webdriver(&mut session, &env);
+
+    go(&wd, "settings");
+    let note = wait_for(APP_READY, "the managed note", || {
+        text_of(&wd, "#autostart-managed")
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\ndriver log:\n{}", session.log("tauri-driver")));
+    assert_eq!(note, "Managed by IT");
+    let toggle = one(&wd, "#autostart").unwrap();
+    assert!(
+        wd.attribute(&toggle, "disabled").unwrap().is_some(),
+        "the toggle can be changed"
+    );
+    window_shot(&session, "settings-autostart-managed");
+    // The refusal comes back as the script's error (WebKitWebDriver reports the rejected
+    // promise), or as its answer: either way it must name IT.
+    let refused = match wd.execute_async(
+        "const done = arguments[arguments.length - 1];
+         window.__TAURI_INTERNALS__.invoke('set_autostart', { enabled: true })
+           .then((v) => done({ ok: v }), (e) => done({ error: String(e) }));",
+    ) {
+        Ok(answer) => answer.to_string(),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(
+        refused.contains("starting at login is managed by IT on this computer"),
+        "{refused}"
+    );
+
+    // The language: kept by the shell next to the agent's store, and the menu follows.
+    choose(&wd, "#language", "fr");
+    let saved = session.dir().join("tandem/desktop.json");
+    wait_for(APP_READY, "the shell to keep the language", || {
+        std::fs::read_to_string(&saved)
+            .ok()
+            .filter(|s| s.contains("\"fr\""))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\ndriver log:\n{}", session.log("tauri-driver")));
+    wait_for(APP_READY, "the tray menu in French", || {
+        session
+            .log("tauri-driver")
+            .lines()
+            .any(|l| l.contains("tray menu") && l.contains("\"fr\"") && l.contains("non inscrit"))
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\ndriver log:\n{}", session.log("tauri-driver")));
+    assert_eq!(text_of(&wd, "#autostart-managed").unwrap(), "Géré par l’IT");
+}

@@ -11,13 +11,14 @@ import {
   initialState,
   onNavigate,
   onState,
+  setLanguage,
   type AgentState,
   type CheckId,
   type Policy,
 } from "./api";
 import { Shield } from "./components";
 import { Ctx, type AppContext } from "./context";
-import { initialLang, Messages, saveLang, type Lang, type MessageKey } from "./i18n";
+import { initialLang, Messages, saveLang, shellKnowsLang, type Lang, type MessageKey } from "./i18n";
 import { History } from "./pages/History";
 import { Home } from "./pages/Home";
 import { Item } from "./pages/Item";
@@ -26,6 +27,26 @@ import { Phishing } from "./pages/Phishing";
 import { Settings } from "./pages/Settings";
 import { href, navigate, useRoute, type Route } from "./router";
 import { applyTheme, initialTheme, type Theme } from "./theme";
+
+/**
+ * Runs `task` once the first frame is on screen: the page starts from the state the shell
+ * handed over, so its first paint need not wait for any call to the shell. Answers with a
+ * function that cancels the task if it has not run yet.
+ */
+function afterFirstFrame(task: () => void): () => void {
+  let cancelled = false;
+  requestAnimationFrame(() =>
+    setTimeout(() => {
+      if (!cancelled) task();
+    }, 0),
+  );
+  return () => {
+    cancelled = true;
+  };
+}
+
+/** The language the shell would speak without a choice, read before anything changes it. */
+const initialShellLang = window.__TANDEM_LANG__?.lang;
 
 function headline(state: AgentState, m: Messages): string {
   if (state.results.length === 0) {
@@ -75,6 +96,11 @@ export function App() {
   useEffect(() => {
     document.documentElement.lang = lang;
   }, [lang]);
+  // A choice saved by an older window, before the shell kept it: hand it over once, so the
+  // tray and reminders speak it too.
+  useEffect(() => {
+    if (!shellKnowsLang() && lang !== initialShellLang) void setLanguage(lang).catch(() => {});
+  }, []);
   useEffect(() => applyTheme(theme), [theme]);
 
   // Ctrl+W (Cmd+W) closes the window, as in any other app; Tandem stays in the tray.
@@ -99,21 +125,27 @@ export function App() {
       if (cancelled) unlisten();
       else stops.push(unlisten);
     };
-    onState((next) => {
-      heard = true;
-      setState(next);
-    })
-      .then(keep)
-      .catch((err: unknown) => setError(`cannot follow the agent: ${String(err)}`));
-    onNavigate((to) => navigate(to))
-      .then(keep)
-      .catch(() => {});
-    getState()
-      .then((now) => {
-        if (!heard) setState(now);
+    const follow = () => {
+      onState((next) => {
+        heard = true;
+        setState(next);
       })
-      .catch((err: unknown) => setError(err instanceof CommandError ? err.message : String(err)));
+        .then(keep)
+        .catch((err: unknown) => setError(`cannot follow the agent: ${String(err)}`));
+      onNavigate((to) => navigate(to))
+        .then(keep)
+        .catch(() => {});
+      getState()
+        .then((now) => {
+          if (!heard) setState(now);
+        })
+        .catch((err: unknown) => setError(err instanceof CommandError ? err.message : String(err)));
+    };
+    // With the shell's snapshot there is something to show at once; without it (a page
+    // opened outside the shell), ask straight away.
+    const cancelFollow = initialState() ? afterFirstFrame(follow) : (follow(), () => {});
     return () => {
+      cancelFollow();
       cancelled = true;
       stops.forEach((stop) => stop());
       stops = [];
@@ -122,11 +154,15 @@ export function App() {
 
   // The policy changes rarely; read it again whenever the agent says it moved.
   const policyKey = `${state?.policy.etag ?? ""}|${state?.policy.source ?? ""}|${state?.policy.managed_path ?? ""}`;
-  useEffect(() => {
-    getPolicy()
-      .then(setPolicy)
-      .catch(() => setPolicy(null));
-  }, [policyKey]);
+  useEffect(
+    () =>
+      afterFirstFrame(() => {
+        getPolicy()
+          .then(setPolicy)
+          .catch(() => setPolicy(null));
+      }),
+    [policyKey],
+  );
 
   // Re-render now and then so "checked 2 minutes ago" stays true while the window is open.
   const [, setTick] = useState(0);
@@ -217,6 +253,7 @@ export function App() {
               onLang={(l) => {
                 saveLang(l);
                 setLang(l);
+                void setLanguage(l).catch((err: unknown) => setError(String(err)));
               }}
               theme={theme}
               onTheme={(t) => {

@@ -24,6 +24,7 @@ export type {
   Policy,
   SentReport,
   Status,
+  TriageStatus,
   StatusReport,
   TrayState,
 } from "./generated/agent";
@@ -135,6 +136,11 @@ export function phishingReports(): Promise<PhishingReceipt[]> {
   return call<PhishingReceipt[]>("phishing_reports");
 }
 
+/** Asks the server for IT's verdict and reply on each report sent; resolves with the list. */
+export function refreshPhishingReports(): Promise<PhishingReceipt[]> {
+  return call<PhishingReceipt[]>("refresh_phishing_reports");
+}
+
 /** The last report IT received, verbatim, or null. */
 export function lastSentReport(): Promise<SentReport | null> {
   return call<SentReport | null>("last_sent_report");
@@ -151,6 +157,16 @@ export function autostartEnabled(): Promise<boolean> {
 
 export function setAutostart(enabled: boolean): Promise<boolean> {
   return call<boolean>("set_autostart", { enabled });
+}
+
+/** The page's own start, in ms since its navigation began: logged by the shell. */
+export function reportPainted(times: { scriptStart: number; rendered: number; painted: number }): Promise<void> {
+  return call<void>("window_painted", { times });
+}
+
+/** Tells the shell the user's language, so the tray menu and reminders speak it too. */
+export function setLanguage(lang: string): Promise<void> {
+  return call<void>("set_language", { lang });
 }
 
 /** Closes the window (the app stays in the tray; the webview is destroyed). */

@@ -85,6 +85,16 @@ const en = {
   "phishing.recent": "Your reports",
   "phishing.none": "You have not reported anything from this computer yet.",
   "phishing.received": "Received",
+  "phishing.triage.new": "Received",
+  "phishing.triage.investigating": "IT is looking into it",
+  "phishing.triage.phishing": "Confirmed phishing",
+  "phishing.triage.spam": "Spam",
+  "phishing.triage.safe": "Safe",
+  "phishing.triage.unknown": "Updated by IT",
+  "phishing.reply": "IT replied {when}:",
+  "phishing.refresh": "Check for replies",
+  "phishing.refreshing": "Checking…",
+  "phishing.offline": "Could not ask IT just now ({error}). This is what was last heard.",
   "itCanSee.title": "What IT can see",
   "itCanSee.intro": "This is the last report this computer sent to IT, exactly as it was sent. Nothing else leaves this computer.",
   "itCanSee.when": "Received by IT {when} ({date}).",
@@ -107,6 +117,7 @@ const en = {
   "settings.theme.dark": "Dark",
   "settings.autostart": "Start Tandem when I log in",
   "settings.autostartHint": "Tandem keeps checking quietly in the background.",
+  "settings.managedByIt": "Managed by IT",
   "settings.about": "About Tandem",
   "settings.version": "Version",
   "settings.server": "Server",
@@ -208,6 +219,16 @@ const de: Catalogue = {
   "phishing.recent": "Ihre Meldungen",
   "phishing.none": "Von diesem Computer wurde noch nichts gemeldet.",
   "phishing.received": "Empfangen",
+  "phishing.triage.new": "Empfangen",
+  "phishing.triage.investigating": "Die IT prüft es",
+  "phishing.triage.phishing": "Phishing bestätigt",
+  "phishing.triage.spam": "Spam",
+  "phishing.triage.safe": "Harmlos",
+  "phishing.triage.unknown": "Von der IT aktualisiert",
+  "phishing.reply": "Antwort der IT {when}:",
+  "phishing.refresh": "Nach Antworten sehen",
+  "phishing.refreshing": "Wird abgefragt…",
+  "phishing.offline": "Die IT war gerade nicht erreichbar ({error}). Das ist der letzte bekannte Stand.",
   "itCanSee.title": "Was die IT sieht",
   "itCanSee.intro": "Dies ist der letzte Bericht, den dieser Computer an die IT gesendet hat, genau so wie gesendet. Sonst verlässt nichts diesen Computer.",
   "itCanSee.when": "Von der IT empfangen {when} ({date}).",
@@ -230,6 +251,7 @@ const de: Catalogue = {
   "settings.theme.dark": "Dunkel",
   "settings.autostart": "Tandem bei der Anmeldung starten",
   "settings.autostartHint": "Tandem prüft dann still im Hintergrund weiter.",
+  "settings.managedByIt": "Von der IT verwaltet",
   "settings.about": "Über Tandem",
   "settings.version": "Version",
   "settings.server": "Server",
@@ -328,6 +350,16 @@ const fr: Catalogue = {
   "phishing.recent": "Vos signalements",
   "phishing.none": "Rien n’a encore été signalé depuis cet ordinateur.",
   "phishing.received": "Reçu",
+  "phishing.triage.new": "Reçu",
+  "phishing.triage.investigating": "L’IT examine le message",
+  "phishing.triage.phishing": "Hameçonnage confirmé",
+  "phishing.triage.spam": "Spam",
+  "phishing.triage.safe": "Sans danger",
+  "phishing.triage.unknown": "Mis à jour par l’IT",
+  "phishing.reply": "Réponse de l’IT {when} :",
+  "phishing.refresh": "Vérifier les réponses",
+  "phishing.refreshing": "Vérification…",
+  "phishing.offline": "Impossible de joindre l’IT pour l’instant ({error}). Voici le dernier état connu.",
   "itCanSee.title": "Ce que voit l’IT",
   "itCanSee.intro": "Voici le dernier rapport envoyé à l’IT par cet ordinateur, tel quel. Rien d’autre ne quitte cet ordinateur.",
   "itCanSee.when": "Reçu par l’IT {when} ({date}).",
@@ -350,6 +382,7 @@ const fr: Catalogue = {
   "settings.theme.dark": "Sombre",
   "settings.autostart": "Lancer Tandem à l’ouverture de session",
   "settings.autostartHint": "Tandem continue de vérifier discrètement en arrière-plan.",
+  "settings.managedByIt": "Géré par l’IT",
   "settings.about": "À propos de Tandem",
   "settings.version": "Version",
   "settings.server": "Serveur",
@@ -425,14 +458,41 @@ function isLang(code: string | null | undefined): code is Lang {
   return code === "en" || code === "de" || code === "fr";
 }
 
-/** The saved choice, else the system's language when we speak it, else English. */
+declare global {
+  interface Window {
+    /** Put there by the shell when it creates the window (see src-tauri/src/window.rs). */
+    __TANDEM_LANG__?: { lang: string; chosen: boolean };
+  }
+}
+
+/** Whether the shell holds a choice of language (or there is no shell to tell). */
+export function shellKnowsLang(): boolean {
+  const shell = window.__TANDEM_LANG__;
+  return shell === undefined || shell.chosen;
+}
+
+/** The language the shell speaks (tray, notifications) when the user chose it there. */
+function shellChoice(): Lang | null {
+  const shell = window.__TANDEM_LANG__;
+  return shell?.chosen && isLang(shell.lang) ? shell.lang : null;
+}
+
+/**
+ * The user's choice as the shell keeps it, else the choice saved in this window's storage
+ * (from before the shell kept it), else the session's language as the shell or the browser
+ * engine reads it, else English.
+ */
 export function initialLang(): Lang {
+  const chosen = shellChoice();
+  if (chosen) return chosen;
   try {
     const saved = window.localStorage.getItem(STORAGE_KEY);
     if (isLang(saved)) return saved;
   } catch {
     // Storage can be unavailable; the system language still applies.
   }
+  const shell = window.__TANDEM_LANG__?.lang;
+  if (isLang(shell)) return shell;
   const system = (navigator.language || "en").slice(0, 2).toLowerCase();
   return isLang(system) ? system : "en";
 }

@@ -17,6 +17,7 @@ pub struct Policy {
     pub nudges: Nudges,
     pub it_commitments: Vec<ItCommitment>,
     pub intervals: Intervals,
+    pub desktop: Desktop,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -402,6 +403,25 @@ pub struct ItCommitment {
     pub detail: String,
 }
 
+/// What the desktop app lets the user change about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(default)]
+pub struct Desktop {
+    /// Whether the user may turn "start at login" on or off. IT that installs the autostart
+    /// entry itself (or wants Tandem always running) sets this to `false`; the window then
+    /// shows the setting as managed and the shell refuses to change it.
+    pub allow_autostart_toggle: bool,
+}
+
+impl Default for Desktop {
+    fn default() -> Self {
+        Desktop {
+            allow_autostart_toggle: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default)]
@@ -599,5 +619,17 @@ mod tests {
         assert_eq!(e.pointer, "/intervals/check_minutes");
         assert!(Policy::parse_strict(&json!({"nudges": {"max_per_day": -1}})).is_err());
         assert!(Policy::parse_strict(&json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn the_autostart_toggle_is_allowed_unless_it_says_otherwise() {
+        // A policy written before the `desktop` section existed still parses, and allows it.
+        let old = Policy::parse_strict(&json!({"org": {"name": "Acme"}})).unwrap();
+        assert!(old.desktop.allow_autostart_toggle);
+        let managed =
+            Policy::parse_strict(&json!({"desktop": {"allow_autostart_toggle": false}})).unwrap();
+        assert!(!managed.desktop.allow_autostart_toggle);
+        let e = Policy::parse_strict(&json!({"desktop": {"allow_autostart": false}})).unwrap_err();
+        assert_eq!(e.pointer, "/desktop/allow_autostart");
     }
 }

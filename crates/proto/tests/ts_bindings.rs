@@ -34,6 +34,8 @@ fn declarations() -> String {
         v1::Event::decl(&cfg),
         v1::StatusReport::decl(&cfg),
         v1::PhishingAck::decl(&cfg),
+        v1::TriageStatus::decl(&cfg),
+        v1::PhishingReportStatus::decl(&cfg),
         activity::PhishingSubject::decl(&cfg),
         activity::PhishingReceipt::decl(&cfg),
         activity::SentReport::decl(&cfg),
@@ -58,6 +60,7 @@ fn declarations() -> String {
         policy::Deferrals::decl(&cfg),
         policy::Escalation::decl(&cfg),
         policy::Intervals::decl(&cfg),
+        policy::Desktop::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from crates/proto by `cargo test -p tandem-proto --features ts`.\n// Do not edit by hand: run it with TANDEM_BLESS=1 to regenerate.\n\n",

@@ -141,13 +141,37 @@ policy_etag?: string | null, };
 
 export type PhishingAck = { tracking_id: string, received_at: string, };
 
+export type TriageStatus = "new" | "investigating" | "phishing" | "spam" | "safe" | "unknown";
+
+export type PhishingReportStatus = { tracking_id: string, received_at: string, status: TriageStatus, 
+/**
+ * What IT tells the reporter (plain text, never markup).
+ */
+reply?: string | null, 
+/**
+ * When IT last changed the status or the reply; `None` while untouched.
+ */
+updated_at?: string | null, };
+
 export type PhishingSubject = { "kind": "url", url: string, } | { "kind": "message", file_name: string, bytes: number, };
 
 export type PhishingReceipt = { tracking_id: string, 
 /**
  * When the server received it (the server's clock).
  */
-received_at: string, subject: PhishingSubject, note: string | null, };
+received_at: string, subject: PhishingSubject, note: string | null, 
+/**
+ * IT's triage as last fetched from the server; `None` until it was first asked.
+ */
+status: TriageStatus | null, 
+/**
+ * IT's reply to the reporter, plain text.
+ */
+reply: string | null, 
+/**
+ * When IT last changed the status or the reply.
+ */
+updated_at: string | null, };
 
 export type SentReport = { 
 /**
@@ -161,7 +185,7 @@ body: string, };
 
 export type HistoryEntry = { "kind": "status", at: string, check_id: CheckId, from: Status | null, to: Status, summary: string, } | { "kind": "phishing", at: string, tracking_id: string, };
 
-export type Policy = { org: Org, checks: Checks, nudges: Nudges, it_commitments: Array<ItCommitment>, intervals: Intervals, };
+export type Policy = { org: Org, checks: Checks, nudges: Nudges, it_commitments: Array<ItCommitment>, intervals: Intervals, desktop: Desktop, };
 
 export type Org = { name: string, helpdesk_url: string | null, phishing_contact: string | null, };
 
@@ -296,4 +320,12 @@ export type Deferrals = { max_count: number, max_hours: number, };
 export type Escalation = { reminder_every_hours: number, imminent_within_hours: number, imminent_every_hours: number, overdue_every_hours: number, };
 
 export type Intervals = { check_minutes: number, report_minutes: number, };
+
+export type Desktop = { 
+/**
+ * Whether the user may turn "start at login" on or off. IT that installs the autostart
+ * entry itself (or wants Tandem always running) sets this to `false`; the window then
+ * shows the setting as managed and the shell refuses to change it.
+ */
+allow_autostart_toggle: boolean, };
 

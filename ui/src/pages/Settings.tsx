@@ -46,6 +46,8 @@ export function Settings({
   }
 
   const canPause = (policy?.nudges.deferrals.max_count ?? 0) > 0;
+  // IT may keep "start at login" to itself; the shell refuses the change then as well.
+  const autostartManaged = policy ? !policy.desktop.allow_autostart_toggle : false;
   const source = state?.policy.source ?? "built_in";
   const helpdesk = policy?.org.helpdesk_url;
   return (
@@ -74,11 +76,23 @@ export function Settings({
         </div>
         {autostart !== null ? (
           <div class="field check">
-            <input id="autostart" type="checkbox" checked={autostart} onChange={(e) => onAutostart(e.currentTarget.checked)} aria-describedby="autostart-hint" />
+            <input
+              id="autostart"
+              type="checkbox"
+              checked={autostart}
+              disabled={autostartManaged}
+              onChange={(e) => onAutostart(e.currentTarget.checked)}
+              aria-describedby={autostartManaged ? "autostart-hint autostart-managed" : "autostart-hint"}
+            />
             <label for="autostart">{m.t("settings.autostart")}</label>
             <p id="autostart-hint" class="hint">
               {m.t("settings.autostartHint")}
             </p>
+            {autostartManaged ? (
+              <p id="autostart-managed" class="hint managed">
+                {m.t("settings.managedByIt")}
+              </p>
+            ) : null}
           </div>
         ) : null}
         {canPause ? (
