@@ -45,7 +45,7 @@ struct Cli {
     #[arg(long)]
     server: String,
     /// An enrolment secret (`tandem-server enroll-secret create`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     secret: String,
     /// The server's process id: its CPU time and memory are read from /proc.
     #[arg(long)]

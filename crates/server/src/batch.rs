@@ -70,6 +70,12 @@ impl Writers {
         }
     }
 
+    /// Whether a report would find room in the queue now (it may still not, by the time it
+    /// is parsed: [`Writers::ingest`] decides).
+    pub fn has_room(&self) -> bool {
+        self.reports.capacity() > 0
+    }
+
     /// Stores a report with the next batch and answers once that batch committed.
     pub async fn ingest(&self, report: QueuedReport) -> Result<IngestOutcome, IngestError> {
         let (tx, rx) = oneshot::channel();

@@ -10,6 +10,7 @@
 //! were sent, so a wake-up is only ever a hint and a spurious one costs one query.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
@@ -20,6 +21,9 @@ pub struct PolicyHub {
     /// How many long-polls are parked right now, for metrics and for tests that must not
     /// sleep while waiting for a request to park.
     parked: Arc<watch::Sender<usize>>,
+    /// Counts publications of any group, so a cache of effective policies can tell it may
+    /// be stale without knowing which groups fall back to which.
+    generation: AtomicU64,
 }
 
 impl Default for PolicyHub {
@@ -27,6 +31,7 @@ impl Default for PolicyHub {
         PolicyHub {
             groups: Mutex::new(HashMap::new()),
             parked: Arc::new(watch::Sender::new(0)),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -50,6 +55,8 @@ impl PolicyHub {
 
     /// Tells the waiters of `group` that version `version` exists.
     pub fn publish(&self, group: &str, version: i64) {
+        // Before the wake-up: a woken waiter must find its cached policy already stale.
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         // Nobody has subscribed to this group yet, so there is nobody to wake; a later
         // subscriber reads the current policy itself.
@@ -62,6 +69,12 @@ impl PolicyHub {
                 newer
             });
         }
+    }
+
+    /// Changes whenever any version is published (also for repeats: a spare re-read is
+    /// cheap, a missed one is not). Read it before reading a policy from the store.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Marks one long-poll as parked until the guard is dropped.
@@ -101,8 +114,10 @@ mod tests {
         hub.publish("eng", 3);
         assert!(rx.has_changed().unwrap());
         assert_eq!(*rx.borrow_and_update(), 3);
+        let generation = hub.generation();
         hub.publish("eng", 3);
         hub.publish("eng", 2);
+        assert_eq!(hub.generation(), generation + 2, "every publication counts");
         assert!(!rx.has_changed().unwrap());
         hub.publish("other", 9);
         assert!(!rx.has_changed().unwrap());

@@ -42,36 +42,102 @@ pub async fn effective(store: &dyn Store, group: &str) -> Result<StoredPolicy, S
         .unwrap_or_else(|| BUILTIN.clone()))
 }
 
-/// Signed policies by etag. An etag names exactly the bytes a signature covers, so an entry
-/// can never go stale; after a push, ten thousand woken long-polls share one signing.
+/// Effective policies by group, shared by every request of this process until the hub
+/// hears of any new version. After a push, ten thousand woken long-polls (and every report
+/// acknowledgement) share one database read per group instead of making one each.
+///
+/// Correct because the hub counts a publication before it wakes anyone, and a policy is
+/// published only after it is committed: an entry is tagged with the generation read
+/// *before* its store read, so a version committed during that read makes the entry stale
+/// at once rather than hiding the version.
 #[derive(Debug, Default)]
-pub struct SignedCache(
-    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<SignedPolicy>>>,
-);
+pub struct EffectiveCache(std::sync::Mutex<std::collections::HashMap<String, CacheSlot>>);
+
+/// One group's policy as read at `generation`; the cell lets concurrent readers of the same
+/// generation wait for one store read instead of each making their own.
+#[derive(Debug, Clone)]
+struct CacheSlot {
+    generation: u64,
+    cell: std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<StoredPolicy>>>,
+}
+
+impl EffectiveCache {
+    /// The policy a device in `group` follows (as [`effective`]), from the cache when no
+    /// version was published since it was read.
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        hub: &PolicyHub,
+        group: &str,
+    ) -> Result<std::sync::Arc<StoredPolicy>, StoreError> {
+        let generation = hub.generation();
+        let cell = {
+            let mut map = match self.0.lock() {
+                Ok(map) => map,
+                // The map holds no invariant a panic could break.
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match map.get(group) {
+                Some(slot) if slot.generation == generation => std::sync::Arc::clone(&slot.cell),
+                _ => {
+                    // Groups are few and named by IT; a map this big means something else is
+                    // wrong, and starting over is always correct.
+                    if map.len() >= SIGNED_CACHE_MAX {
+                        map.clear();
+                    }
+                    let slot = CacheSlot {
+                        generation,
+                        cell: std::sync::Arc::new(tokio::sync::OnceCell::new()),
+                    };
+                    let cell = std::sync::Arc::clone(&slot.cell);
+                    map.insert(group.to_owned(), slot);
+                    cell
+                }
+            }
+        };
+        // A failed read leaves the cell empty, so the next caller tries the store again.
+        cell.get_or_try_init(|| async { effective(store, group).await.map(std::sync::Arc::new) })
+            .await
+            .map(std::sync::Arc::clone)
+    }
+}
+
+/// Signed policies by etag, as the JSON body the long-poll answers with. An etag names
+/// exactly the bytes a signature covers, so an entry can never go stale; after a push, ten
+/// thousand woken long-polls share one signing and one serialization.
+#[derive(Debug, Default)]
+pub struct SignedCache(std::sync::Mutex<std::collections::HashMap<String, axum::body::Bytes>>);
 
 /// Versions in flight at once are few (one per group); more than this is a reason to start over.
 const SIGNED_CACHE_MAX: usize = 256;
 
 impl SignedCache {
-    pub fn get(
+    /// The JSON of `policy`'s [`SignedPolicy`].
+    pub fn json(
         &self,
         signer: &PolicySigner,
         policy: &StoredPolicy,
-    ) -> std::sync::Arc<SignedPolicy> {
-        let mut map = match self.0.lock() {
-            Ok(map) => map,
-            // A panic while holding the lock left a map that is still a valid cache.
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(hit) = map.get(&policy.etag) {
-            return std::sync::Arc::clone(hit);
+    ) -> Result<axum::body::Bytes, serde_json::Error> {
+        if let Some(hit) = self.lock().get(&policy.etag) {
+            return Ok(hit.clone());
         }
+        // Signed outside the lock: two first callers may both sign, which is harmless.
+        let body = axum::body::Bytes::from(serde_json::to_vec(&sign(signer, policy))?);
+        let mut map = self.lock();
         if map.len() >= SIGNED_CACHE_MAX {
             map.clear();
         }
-        let signed = std::sync::Arc::new(sign(signer, policy));
-        map.insert(policy.etag.clone(), std::sync::Arc::clone(&signed));
-        signed
+        map.insert(policy.etag.clone(), body.clone());
+        Ok(body)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, axum::body::Bytes>> {
+        // A panic while holding the lock left a map that is still a valid cache.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

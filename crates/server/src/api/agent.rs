@@ -16,12 +16,12 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery, DeviceAuth, PeerAddr, RawJson};
+use super::extract::{ApiJson, ApiQuery, DeviceAuth, PeerAddr, RawJson, ReportRoom};
 use super::{validate, SharedState};
 use crate::batch::{IngestError, QueuedReport};
 use crate::keys::{hash_secret, new_secret};
 use crate::store::{EnrollOutcome, IngestOutcome, NewDevice, StoredPolicy, DEFAULT_GROUP};
-use crate::{policy, webhooks};
+use crate::webhooks;
 
 /// `POST /api/v1/enroll`.
 #[utoipa::path(post, path = "/api/v1/enroll", tag = "agent",
@@ -80,6 +80,8 @@ pub async fn enroll(
         (status = 401, description = "Enrol again", content_type = "application/problem+json")))]
 pub async fn report(
     State(state): State<SharedState>,
+    // First: a full queue answers 503 before the token and the body cost anything.
+    _room: ReportRoom,
     DeviceAuth(device): DeviceAuth,
     body: RawJson<StatusReport>,
 ) -> Result<(StatusCode, Json<ReportAck>), ApiError> {
@@ -127,11 +129,14 @@ pub async fn report(
         IngestOutcome::Stored => StatusCode::ACCEPTED,
         IngestOutcome::Replayed => StatusCode::OK,
     };
-    let effective = policy::effective(&*state.store, &device.group).await?;
+    let effective = state
+        .effective_policies
+        .get(&*state.store, &state.hub, &device.group)
+        .await?;
     Ok((
         status,
         Json(ReportAck {
-            policy_etag: effective.etag,
+            policy_etag: effective.etag.clone(),
         }),
     ))
 }
@@ -229,17 +234,29 @@ pub async fn policy(
     let mut fallback = (device.group != DEFAULT_GROUP).then(|| state.hub.subscribe(DEFAULT_GROUP));
     let mut parked = None;
     loop {
-        let current = policy::effective(&*state.store, &device.group).await?;
+        let current = state
+            .effective_policies
+            .get(&*state.store, &state.hub, &device.group)
+            .await?;
         if !known.matches(&current.etag) {
             // Which version a device holds is for the admin's view only; failing to note it
             // must not cost the device its policy.
             // Written behind, in batches: after a push every device asks at once.
             state.writers.policy_delivered(device.id, current.version);
-            let signed = state.signed_policies.get(&state.signer, &current);
+            let body = state
+                .signed_policies
+                .json(&state.signer, &current)
+                .map_err(|e| ApiError::Internal(Box::new(e)))?;
             return Ok((
                 StatusCode::OK,
-                [(header::ETAG, etag_header(&current.etag)?)],
-                Json(&*signed),
+                [
+                    (header::ETAG, etag_header(&current.etag)?),
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ),
+                ],
+                body,
             )
                 .into_response());
         }
@@ -268,10 +285,13 @@ pub async fn identity(
     DeviceAuth(device): DeviceAuth,
 ) -> Result<Json<IdentityFacts>, ApiError> {
     let fact = state.store.identity_for_device(device.id).await?;
-    let policy = policy::effective(&*state.store, &device.group).await?;
+    let policy = state
+        .effective_policies
+        .get(&*state.store, &state.hub, &device.group)
+        .await?;
     // A stored policy parses strictly when pushed; leniently here so that an old row can
     // never cost the device its identity facts.
-    let enroll_url = serde_json::from_value::<tandem_proto::Policy>(policy.body)
+    let enroll_url = tandem_proto::Policy::deserialize(&policy.body)
         .ok()
         .and_then(|p| p.checks.mfa.enroll_url);
     Ok(Json(match fact {

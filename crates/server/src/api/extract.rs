@@ -137,6 +137,28 @@ impl FromRequestParts<SharedState> for PeerAddr {
     }
 }
 
+/// Room in the report writer's queue, checked before anything else about a report: when the
+/// database is behind, a report is turned away with 503 before its token is looked up and
+/// its body read and parsed, so that overload spends the server's CPU on the reports it
+/// can store rather than on the ones it must refuse.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportRoom;
+
+impl FromRequestParts<SharedState> for ReportRoom {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.writers.has_room() {
+            Ok(ReportRoom)
+        } else {
+            Err(ApiError::Overloaded)
+        }
+    }
+}
+
 /// The client behind `peer`: `peer` itself unless it is a trusted proxy; then, walking
 /// `X-Forwarded-For` from the right (the entry the nearest proxy appended), the first address
 /// that is not a trusted proxy. Entries left of it are the client's own say and are ignored,

@@ -24,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod phishing;
+pub mod sources;
 pub mod updates;
 pub mod validate;
 
@@ -45,9 +46,13 @@ pub const PATH_ADMIN_EXPORT_COMPLIANCE: &str = "/api/v1/admin/export/compliance.
 pub const PATH_OPENAPI: &str = "/api/v1/openapi.json";
 pub const PATH_ADMIN_PHISHING: &str = "/api/v1/admin/phishing-reports";
 pub const PATH_ADMIN_PHISHING_MESSAGE: &str = "/api/v1/admin/phishing-reports/{id}/message";
+/// IT's triage of a report and the reply its reporter sees.
+pub const PATH_ADMIN_PHISHING_TRIAGE: &str = "/api/v1/admin/phishing-reports/{id}/triage";
 pub const PATH_ADMIN_IDENTITIES: &str = "/api/v1/admin/identities";
 pub const PATH_ADMIN_IDENTITY_IMPORT: &str = "/api/v1/admin/identities/import";
 pub const PATH_ADMIN_IDENTITY_SOURCES: &str = "/api/v1/admin/identity-sources";
+/// One identity source stored in the database (configured in the console or this API).
+pub const PATH_ADMIN_IDENTITY_SOURCE: &str = "/api/v1/admin/identity-sources/{name}";
 
 /// An enrolment request is a few hundred bytes.
 pub const ENROLL_BODY_LIMIT: usize = 64 * 1024;
@@ -90,6 +95,8 @@ pub struct AppState {
     pub writers: crate::batch::Writers,
     /// Signed policies by etag.
     pub signed_policies: crate::policy::SignedCache,
+    /// Effective policies by group, until the next publication.
+    pub effective_policies: crate::policy::EffectiveCache,
     /// The updater key and the public address, for agent releases.
     pub updates: updates::UpdateSettings,
 }
@@ -141,8 +148,12 @@ pub fn router(state: SharedState) -> Router {
         .route(v1::PATH_IDENTITY, get(agent::identity))
         .route(
             v1::PATH_PHISHING,
-            post(phishing::report).layer(DefaultBodyLimit::max(PHISHING_BODY_LIMIT)),
+            post(phishing::report)
+                .get(phishing::mine)
+                .layer(DefaultBodyLimit::max(PHISHING_BODY_LIMIT)),
         )
+        .route(v1::PATH_PHISHING_REPORT, get(phishing::one))
+        .route(PATH_ADMIN_PHISHING_TRIAGE, put(phishing::set_triage))
         .route(PATH_ADMIN_PHISHING, get(phishing::inbox))
         .route(PATH_ADMIN_PHISHING_MESSAGE, get(phishing::message))
         .route(v1::PATH_ADMIN_DEVICES, get(admin::devices))
@@ -175,7 +186,14 @@ pub fn router(state: SharedState) -> Router {
             PATH_ADMIN_IDENTITY_IMPORT,
             post(admin::import_identities).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
         )
-        .route(PATH_ADMIN_IDENTITY_SOURCES, get(admin::identity_sources))
+        .route(
+            PATH_ADMIN_IDENTITY_SOURCES,
+            get(admin::identity_sources).post(sources::create),
+        )
+        .route(
+            PATH_ADMIN_IDENTITY_SOURCE,
+            put(sources::replace).delete(sources::delete),
+        )
         .route(PATH_ADMIN_EXPORT_COMPLIANCE, get(admin::export_compliance))
         .route(v1::PATH_UPDATE, get(updates::check))
         .route(v1::PATH_UPDATE_ARTIFACT, get(updates::artifact))

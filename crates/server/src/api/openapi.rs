@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, agent, phishing, updates};
+use super::{admin, agent, phishing, sources, updates};
 use crate::diff;
 use crate::store;
 
@@ -16,13 +16,14 @@ use crate::store;
     info(title = "Tandem server", description = "Agent and admin API, v1"),
     paths(
         agent::enroll, agent::report, agent::policy, agent::identity, phishing::report,
+        phishing::mine, phishing::one, phishing::set_triage,
         admin::devices, admin::device, admin::revoke_device, admin::groups, admin::create_group,
         admin::put_policy, admin::get_policy, admin::policy_versions, admin::policy_version,
         admin::policy_diff, admin::enroll_secrets, admin::create_enroll_secret,
         admin::expire_enroll_secret, admin::audit, admin::export_compliance, admin::identities,
         admin::import_identities, admin::identity_sources, phishing::inbox, phishing::message,
         updates::check, updates::artifact, updates::upload_release, updates::list_releases,
-        updates::set_channel,
+        updates::set_channel, sources::create, sources::replace, sources::delete,
     ),
     components(schemas(
         store::AuditEntry, store::DeviceSummary, store::DeviceDetail, store::ReportSummary,
@@ -30,7 +31,7 @@ use crate::store;
         store::PolicyVersionDetail, store::IdentityFact, store::SourceHealth,
         store::PhishingReportInfo, diff::Change, diff::ChangeKind, admin::PolicyDiff,
         admin::EnrollSecretView, admin::CreatedSecretView, admin::ImportOutcome,
-        phishing::PhishingAck, store::releases::ReleaseInfo, updates::UpdateJson,
+        phishing::PhishingAck, phishing::TriageBody, store::releases::ReleaseInfo, updates::UpdateJson,
         updates::ChannelBody,
     )),
     modifiers(&BearerTokens),

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::hub::PolicyHub;
 
 pub mod console;
+pub mod integrations;
 pub mod postgres;
 pub mod releases;
 pub mod sqlite;
@@ -571,6 +572,9 @@ pub trait Store: Send + Sync + 'static {
     /// The artifact with this SHA-256 (lower-case hex), if a release still uses it.
     async fn release_artifact(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// The channel of every group that follows another than `stable`, by group name.
+    async fn group_channels(&self) -> Result<Vec<(String, String)>, StoreError>;
+
     /// Points a group at a channel, with its audit entry; `false` when there is no such
     /// group. Setting the channel it already follows changes and records nothing.
     async fn set_group_channel(
@@ -798,6 +802,74 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     async fn list_phishing_triage(&self) -> Result<Vec<console::PhishingTriage>, StoreError>;
+
+    // Identity sources and webhooks configured in the console (issue 7). Each change is
+    // written with its audit entry, secrets redacted (`integrations::redacted`).
+
+    /// Console-configured identity sources, by name.
+    async fn list_source_configs(
+        &self,
+    ) -> Result<Vec<integrations::StoredSourceConfig>, StoreError>;
+
+    /// Stores a new source, due for a poll at once; `false` when the name is taken.
+    async fn create_source_config(
+        &self,
+        source: &integrations::StoredSourceConfig,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces a source's configuration and makes it due at once; `false` when missing.
+    async fn update_source_config(
+        &self,
+        source: &integrations::StoredSourceConfig,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a source and its health; `false` when missing. Facts it stored stay.
+    async fn delete_source_config(&self, name: &str, by: &ChangeBy) -> Result<bool, StoreError>;
+
+    /// Claims the next poll of source `name` when it is due at `now` (or was never
+    /// polled), moving its due time to `next` in the same statement: of several replicas
+    /// asking at once, exactly one gets `true`.
+    async fn claim_source_poll(
+        &self,
+        name: &str,
+        kind: &str,
+        now: DateTime<Utc>,
+        next: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Console-configured webhooks, by name.
+    async fn list_webhook_configs(&self) -> Result<Vec<integrations::StoredWebhook>, StoreError>;
+
+    /// Stores a new hook; `false` when the name is taken.
+    async fn create_webhook_config(
+        &self,
+        hook: &integrations::StoredWebhook,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces a hook's configuration (its name stays); `false` when missing.
+    async fn update_webhook_config(
+        &self,
+        hook: &integrations::StoredWebhook,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a hook; `false` when missing.
+    async fn delete_webhook_config(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError>;
+
+    // What a reporter sees of IT's triage (issues 6 and 7).
+
+    /// The phishing reports `device` sent, newest first, each with IT's triage (`new` while
+    /// untouched); with `tracking_id`, only that report, and nothing when another device
+    /// sent it.
+    async fn device_phishing_reports(
+        &self,
+        device: Uuid,
+        tracking_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<tandem_proto::v1::PhishingReportStatus>, StoreError>;
 }
 
 // Helpers both backends share: JSON columns, enum columns and the device filter.

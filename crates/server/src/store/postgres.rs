@@ -30,14 +30,14 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    action, console, contains_pattern, device_filter_sql, latest_per_user, parse_check_result,
-    parse_json, parse_name, parse_opt_json, releases, to_json_text, AuditEntry, AuditQuery,
-    AuthedApiToken, AuthedDevice, ChangeBy, ChangeFeed, DeviceDetail, DeviceFilter, DevicePage,
-    DeviceSummary, EnrollOutcome, EnrollSecretInfo, EventRecord, GroupInfo, IdentityFact,
-    IngestOutcome, NewApiToken, NewDevice, NewEnrollSecret, NewPhishingReport, NewPolicy,
-    NewReport, PhishingReportInfo, PolicyVersionDetail, PolicyVersionInfo, PutPolicyOutcome,
-    ReportSummary, Role, SecretHash, SourceHealth, Store, StoreError, StoreOptions, StoredPolicy,
-    DEFAULT_GROUP,
+    action, console, contains_pattern, device_filter_sql, integrations, latest_per_user,
+    parse_check_result, parse_json, parse_name, parse_opt_json, releases, to_json_text, AuditEntry,
+    AuditQuery, AuthedApiToken, AuthedDevice, ChangeBy, ChangeFeed, DeviceDetail, DeviceFilter,
+    DevicePage, DeviceSummary, EnrollOutcome, EnrollSecretInfo, EventRecord, GroupInfo,
+    IdentityFact, IngestOutcome, NewApiToken, NewDevice, NewEnrollSecret, NewPhishingReport,
+    NewPolicy, NewReport, PhishingReportInfo, PolicyVersionDetail, PolicyVersionInfo,
+    PutPolicyOutcome, ReportSummary, Role, SecretHash, SourceHealth, Store, StoreError,
+    StoreOptions, StoredPolicy, DEFAULT_GROUP,
 };
 use crate::hub::PolicyHub;
 use crate::keys::policy_etag;
@@ -535,6 +535,14 @@ impl Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|row| row.try_get("bytes")).transpose()?)
+    }
+
+    async fn group_channels(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT group_name, channel FROM group_channels ORDER BY group_name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn set_group_channel(
@@ -1877,6 +1885,330 @@ impl Store for PostgresStore {
                 reply: row.try_get("reply")?,
                 updated_at: row.try_get("updated_at")?,
                 updated_by: row.try_get("updated_by")?,
+            })
+        })
+        .collect()
+    }
+
+    // Identity sources and webhooks configured in the console (issue 7).
+
+    async fn list_source_configs(
+        &self,
+    ) -> Result<Vec<integrations::StoredSourceConfig>, StoreError> {
+        sqlx::query(
+            "SELECT name, kind, config, updated_at, updated_by FROM identity_source_configs
+             ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(integrations::StoredSourceConfig {
+                name: row.try_get("name")?,
+                kind: row.try_get("kind")?,
+                config: parse_json(&row.try_get::<String, _>("config")?)?,
+                updated_at: row.try_get("updated_at")?,
+                updated_by: row.try_get("updated_by")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn create_source_config(
+        &self,
+        source: &integrations::StoredSourceConfig,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO identity_source_configs
+                (name, kind, config, created_at, updated_at, updated_by)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&source.name)
+        .bind(&source.kind)
+        .bind(to_json_text(&source.config)?)
+        .bind(by.at)
+        .bind(by.at)
+        .bind(&by.actor)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        // A health row left by an earlier source of this name must not delay the first poll.
+        sqlx::query("UPDATE identity_sources SET next_poll_at = NULL WHERE name = $1")
+            .bind(&source.name)
+            .execute(&mut *tx)
+            .await?;
+        let target = format!("identity_source:{}", source.name);
+        let after = integrations::redacted(&source.config);
+        audit(
+            &mut tx,
+            by,
+            integrations::action::SOURCE_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn update_source_config(
+        &self,
+        source: &integrations::StoredSourceConfig,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT config FROM identity_source_configs WHERE name = $1")
+                .bind(&source.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(before) = before else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE identity_source_configs SET kind = $1, config = $2, updated_at = $3,
+                updated_by = $4 WHERE name = $5",
+        )
+        .bind(&source.kind)
+        .bind(to_json_text(&source.config)?)
+        .bind(by.at)
+        .bind(&by.actor)
+        .bind(&source.name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE identity_sources SET next_poll_at = NULL WHERE name = $1")
+            .bind(&source.name)
+            .execute(&mut *tx)
+            .await?;
+        let target = format!("identity_source:{}", source.name);
+        let before = integrations::redacted(&parse_json(&before)?);
+        let after = integrations::redacted(&source.config);
+        audit(
+            &mut tx,
+            by,
+            integrations::action::SOURCE_UPDATE,
+            &target,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_source_config(&self, name: &str, by: &ChangeBy) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before: Option<String> = sqlx::query_scalar(
+            "DELETE FROM identity_source_configs WHERE name = $1 RETURNING config",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(before) = before else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM identity_sources WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let target = format!("identity_source:{name}");
+        let before = integrations::redacted(&parse_json(&before)?);
+        audit(
+            &mut tx,
+            by,
+            integrations::action::SOURCE_DELETE,
+            &target,
+            Some(&before),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn claim_source_poll(
+        &self,
+        name: &str,
+        kind: &str,
+        now: DateTime<Utc>,
+        next: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let claimed = sqlx::query(
+            "INSERT INTO identity_sources (name, kind, next_poll_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET next_poll_at = EXCLUDED.next_poll_at
+             WHERE identity_sources.next_poll_at IS NULL OR identity_sources.next_poll_at <= $4",
+        )
+        .bind(name)
+        .bind(kind)
+        .bind(next)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    async fn list_webhook_configs(&self) -> Result<Vec<integrations::StoredWebhook>, StoreError> {
+        sqlx::query(
+            "SELECT id, name, config, updated_at, updated_by FROM webhook_configs ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(integrations::StoredWebhook {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                config: parse_json(&row.try_get::<String, _>("config")?)?,
+                updated_at: row.try_get("updated_at")?,
+                updated_by: row.try_get("updated_by")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn create_webhook_config(
+        &self,
+        hook: &integrations::StoredWebhook,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO webhook_configs (id, name, config, created_at, updated_at, updated_by)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(hook.id)
+        .bind(&hook.name)
+        .bind(to_json_text(&hook.config)?)
+        .bind(by.at)
+        .bind(by.at)
+        .bind(&by.actor)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let target = format!("webhook:{}", hook.id);
+        let mut after = integrations::redacted(&hook.config);
+        after["name"] = Value::String(hook.name.clone());
+        audit(
+            &mut tx,
+            by,
+            integrations::action::WEBHOOK_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn update_webhook_config(
+        &self,
+        hook: &integrations::StoredWebhook,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before: Option<(String, String)> =
+            sqlx::query_as("SELECT name, config FROM webhook_configs WHERE id = $1")
+                .bind(hook.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((name, before)) = before else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE webhook_configs SET config = $1, updated_at = $2, updated_by = $3 WHERE id = $4",
+        )
+        .bind(to_json_text(&hook.config)?)
+        .bind(by.at)
+        .bind(&by.actor)
+        .bind(hook.id)
+        .execute(&mut *tx)
+        .await?;
+        let target = format!("webhook:{}", hook.id);
+        let mut before = integrations::redacted(&parse_json(&before)?);
+        before["name"] = Value::String(name.clone());
+        let mut after = integrations::redacted(&hook.config);
+        after["name"] = Value::String(name);
+        audit(
+            &mut tx,
+            by,
+            integrations::action::WEBHOOK_UPDATE,
+            &target,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_webhook_config(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before: Option<(String, String)> =
+            sqlx::query_as("DELETE FROM webhook_configs WHERE id = $1 RETURNING name, config")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((name, before)) = before else {
+            return Ok(false);
+        };
+        let target = format!("webhook:{id}");
+        let mut before = integrations::redacted(&parse_json(&before)?);
+        before["name"] = Value::String(name);
+        audit(
+            &mut tx,
+            by,
+            integrations::action::WEBHOOK_DELETE,
+            &target,
+            Some(&before),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn device_phishing_reports(
+        &self,
+        device: Uuid,
+        tracking_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<tandem_proto::v1::PhishingReportStatus>, StoreError> {
+        // `$2::TEXT IS NULL OR …` keeps one statement for the list and the single report.
+        sqlx::query(
+            "SELECT p.tracking_id, p.received_at, t.status, t.reply, t.updated_at
+             FROM phishing_reports p
+             LEFT JOIN console_phishing_triage t ON t.report_id = p.id
+             WHERE p.device_id = $1 AND ($2::TEXT IS NULL OR p.tracking_id = $2)
+             ORDER BY p.received_at DESC, p.id DESC LIMIT $3",
+        )
+        .bind(device)
+        .bind(tracking_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let status: Option<String> = row.try_get("status")?;
+            Ok(tandem_proto::v1::PhishingReportStatus {
+                tracking_id: row.try_get("tracking_id")?,
+                received_at: row.try_get("received_at")?,
+                status: status.as_deref().map_or(
+                    tandem_proto::v1::TriageStatus::New,
+                    tandem_proto::v1::TriageStatus::parse,
+                ),
+                reply: row.try_get("reply")?,
+                updated_at: row.try_get("updated_at")?,
             })
         })
         .collect()

@@ -27,14 +27,14 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    action, console, contains_pattern, device_filter_sql, latest_per_user, parse_check_result,
-    parse_json, parse_name, parse_opt_json, releases, to_json_text, AuditEntry, AuditQuery,
-    AuthedApiToken, AuthedDevice, ChangeBy, ChangeFeed, DeviceDetail, DeviceFilter, DevicePage,
-    DeviceSummary, EnrollOutcome, EnrollSecretInfo, EventRecord, GroupInfo, IdentityFact,
-    IngestOutcome, NewApiToken, NewDevice, NewEnrollSecret, NewPhishingReport, NewPolicy,
-    NewReport, PhishingReportInfo, PolicyVersionDetail, PolicyVersionInfo, PutPolicyOutcome,
-    ReportSummary, Role, SecretHash, SourceHealth, Store, StoreError, StoreOptions, StoredPolicy,
-    DEFAULT_GROUP,
+    action, console, contains_pattern, device_filter_sql, integrations, latest_per_user,
+    parse_check_result, parse_json, parse_name, parse_opt_json, releases, to_json_text, AuditEntry,
+    AuditQuery, AuthedApiToken, AuthedDevice, ChangeBy, ChangeFeed, DeviceDetail, DeviceFilter,
+    DevicePage, DeviceSummary, EnrollOutcome, EnrollSecretInfo, EventRecord, GroupInfo,
+    IdentityFact, IngestOutcome, NewApiToken, NewDevice, NewEnrollSecret, NewPhishingReport,
+    NewPolicy, NewReport, PhishingReportInfo, PolicyVersionDetail, PolicyVersionInfo,
+    PutPolicyOutcome, ReportSummary, Role, SecretHash, SourceHealth, Store, StoreError,
+    StoreOptions, StoredPolicy, DEFAULT_GROUP,
 };
 use crate::hub::PolicyHub;
 use crate::keys::policy_etag;
@@ -601,6 +601,14 @@ impl Store for SqliteStore {
         Ok(row.map(|row| row.try_get("bytes")).transpose()?)
     }
 
+    async fn group_channels(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT group_name, channel FROM group_channels ORDER BY group_name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     async fn set_group_channel(
         &self,
         group: &str,
@@ -666,9 +674,9 @@ impl Store for SqliteStore {
 
     async fn ingest_report(&self, new: NewReport<'_>) -> Result<IngestOutcome, StoreError> {
         let mut tx = self.begin_write().await?;
-        let outcome = ingest_in(&mut tx, new).await?;
+        let outcomes = ingest_batch_in(&mut tx, &[new]).await?;
         tx.commit().await?;
-        Ok(outcome)
+        Ok(outcomes.first().copied().unwrap_or(IngestOutcome::Replayed))
     }
 
     async fn ingest_reports(
@@ -676,10 +684,7 @@ impl Store for SqliteStore {
         reports: &[NewReport<'_>],
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let mut outcomes = Vec::with_capacity(reports.len());
-        for new in reports {
-            outcomes.push(ingest_in(&mut tx, *new).await?);
-        }
+        let outcomes = ingest_batch_in(&mut tx, reports).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -1927,109 +1932,523 @@ impl Store for SqliteStore {
         })
         .collect()
     }
+
+    // Identity sources and webhooks configured in the console (issue 7).
+
+    async fn list_source_configs(
+        &self,
+    ) -> Result<Vec<integrations::StoredSourceConfig>, StoreError> {
+        sqlx::query(
+            "SELECT name, kind, config, updated_at, updated_by FROM identity_source_configs
+             ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(integrations::StoredSourceConfig {
+                name: row.try_get("name")?,
+                kind: row.try_get("kind")?,
+                config: parse_json(&row.try_get::<String, _>("config")?)?,
+                updated_at: parse_ts(&row.try_get::<String, _>("updated_at")?)?,
+                updated_by: row.try_get("updated_by")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn create_source_config(
+        &self,
+        source: &integrations::StoredSourceConfig,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO identity_source_configs
+                (name, kind, config, created_at, updated_at, updated_by)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&source.name)
+        .bind(&source.kind)
+        .bind(to_json_text(&source.config)?)
+        .bind(ts(by.at))
+        .bind(ts(by.at))
+        .bind(&by.actor)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        // A health row left by an earlier source of this name must not delay the first poll.
+        sqlx::query("UPDATE identity_sources SET next_poll_at = NULL WHERE name = ?")
+            .bind(&source.name)
+            .execute(&mut *tx)
+            .await?;
+        let target = format!("identity_source:{}", source.name);
+        let after = integrations::redacted(&source.config);
+        audit(
+            &mut tx,
+            by,
+            integrations::action::SOURCE_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn update_source_config(
+        &self,
+        source: &integrations::StoredSourceConfig,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT config FROM identity_source_configs WHERE name = ?")
+                .bind(&source.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(before) = before else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE identity_source_configs SET kind = ?, config = ?, updated_at = ?,
+                updated_by = ? WHERE name = ?",
+        )
+        .bind(&source.kind)
+        .bind(to_json_text(&source.config)?)
+        .bind(ts(by.at))
+        .bind(&by.actor)
+        .bind(&source.name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE identity_sources SET next_poll_at = NULL WHERE name = ?")
+            .bind(&source.name)
+            .execute(&mut *tx)
+            .await?;
+        let target = format!("identity_source:{}", source.name);
+        let before = integrations::redacted(&parse_json(&before)?);
+        let after = integrations::redacted(&source.config);
+        audit(
+            &mut tx,
+            by,
+            integrations::action::SOURCE_UPDATE,
+            &target,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_source_config(&self, name: &str, by: &ChangeBy) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let before: Option<String> = sqlx::query_scalar(
+            "DELETE FROM identity_source_configs WHERE name = ? RETURNING config",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(before) = before else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM identity_sources WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let target = format!("identity_source:{name}");
+        let before = integrations::redacted(&parse_json(&before)?);
+        audit(
+            &mut tx,
+            by,
+            integrations::action::SOURCE_DELETE,
+            &target,
+            Some(&before),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn claim_source_poll(
+        &self,
+        name: &str,
+        kind: &str,
+        now: DateTime<Utc>,
+        next: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let claimed = sqlx::query(
+            "INSERT INTO identity_sources (name, kind, next_poll_at) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET next_poll_at = excluded.next_poll_at
+             WHERE identity_sources.next_poll_at IS NULL OR identity_sources.next_poll_at <= ?",
+        )
+        .bind(name)
+        .bind(kind)
+        .bind(ts(next))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    async fn list_webhook_configs(&self) -> Result<Vec<integrations::StoredWebhook>, StoreError> {
+        sqlx::query(
+            "SELECT id, name, config, updated_at, updated_by FROM webhook_configs ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(integrations::StoredWebhook {
+                id: parse_uuid(&row.try_get::<String, _>("id")?)?,
+                name: row.try_get("name")?,
+                config: parse_json(&row.try_get::<String, _>("config")?)?,
+                updated_at: parse_ts(&row.try_get::<String, _>("updated_at")?)?,
+                updated_by: row.try_get("updated_by")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn create_webhook_config(
+        &self,
+        hook: &integrations::StoredWebhook,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO webhook_configs (id, name, config, created_at, updated_at, updated_by)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(hook.id.to_string())
+        .bind(&hook.name)
+        .bind(to_json_text(&hook.config)?)
+        .bind(ts(by.at))
+        .bind(ts(by.at))
+        .bind(&by.actor)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let target = format!("webhook:{}", hook.id);
+        let mut after = integrations::redacted(&hook.config);
+        after["name"] = Value::String(hook.name.clone());
+        audit(
+            &mut tx,
+            by,
+            integrations::action::WEBHOOK_CREATE,
+            &target,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn update_webhook_config(
+        &self,
+        hook: &integrations::StoredWebhook,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let before: Option<(String, String)> =
+            sqlx::query_as("SELECT name, config FROM webhook_configs WHERE id = ?")
+                .bind(hook.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((name, before)) = before else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE webhook_configs SET config = ?, updated_at = ?, updated_by = ? WHERE id = ?",
+        )
+        .bind(to_json_text(&hook.config)?)
+        .bind(ts(by.at))
+        .bind(&by.actor)
+        .bind(hook.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let target = format!("webhook:{}", hook.id);
+        let mut before = integrations::redacted(&parse_json(&before)?);
+        before["name"] = Value::String(name.clone());
+        let mut after = integrations::redacted(&hook.config);
+        after["name"] = Value::String(name);
+        audit(
+            &mut tx,
+            by,
+            integrations::action::WEBHOOK_UPDATE,
+            &target,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_webhook_config(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let before: Option<(String, String)> =
+            sqlx::query_as("DELETE FROM webhook_configs WHERE id = ? RETURNING name, config")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((name, before)) = before else {
+            return Ok(false);
+        };
+        let target = format!("webhook:{id}");
+        let mut before = integrations::redacted(&parse_json(&before)?);
+        before["name"] = Value::String(name);
+        audit(
+            &mut tx,
+            by,
+            integrations::action::WEBHOOK_DELETE,
+            &target,
+            Some(&before),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn device_phishing_reports(
+        &self,
+        device: Uuid,
+        tracking_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<tandem_proto::v1::PhishingReportStatus>, StoreError> {
+        // `? IS NULL OR …` keeps one statement for the list and the single report.
+        sqlx::query(
+            "SELECT p.tracking_id, p.received_at, t.status, t.reply, t.updated_at
+             FROM phishing_reports p
+             LEFT JOIN console_phishing_triage t ON t.report_id = p.id
+             WHERE p.device_id = ? AND (? IS NULL OR p.tracking_id = ?)
+             ORDER BY p.received_at DESC, p.id DESC LIMIT ?",
+        )
+        .bind(device.to_string())
+        .bind(tracking_id)
+        .bind(tracking_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let status: Option<String> = row.try_get("status")?;
+            let updated_at: Option<String> = row.try_get("updated_at")?;
+            Ok(tandem_proto::v1::PhishingReportStatus {
+                tracking_id: row.try_get("tracking_id")?,
+                received_at: parse_ts(&row.try_get::<String, _>("received_at")?)?,
+                status: status.as_deref().map_or(
+                    tandem_proto::v1::TriageStatus::New,
+                    tandem_proto::v1::TriageStatus::parse,
+                ),
+                reply: row.try_get("reply")?,
+                updated_at: updated_at.as_deref().map(parse_ts).transpose()?,
+            })
+        })
+        .collect()
+    }
 }
 
 /// One report's writes, inside the caller's write transaction. A replay writes nothing.
-async fn ingest_in(
-    tx: &mut sqlx::SqliteConnection,
-    new: NewReport<'_>,
-) -> Result<IngestOutcome, StoreError> {
-    let report = new.report;
-    let device_id = new.device_id.to_string();
-    let report_id = report.report_id.to_string();
-    let received_at = ts(new.received_at);
-    let sent_at = ts(report.sent_at);
+/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters at the widest
+/// row (10 columns), and small enough that one statement's parse stays cheap.
+const ROWS_PER_STATEMENT: usize = 512;
 
-    let inserted = sqlx::query(
-        "INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, report_id) DO NOTHING",
-    )
-    .bind(&device_id)
-    .bind(&report_id)
-    .bind(&received_at)
-    .bind(&sent_at)
-    .bind(&report.agent_version)
-    .bind(new.raw)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        // The report was stored before; nothing of it is written again.
-        return Ok(IngestOutcome::Replayed);
+/// The device rows after their reports, from a `VALUES` list named `v` (one row per device):
+/// the last report time moves forward only, and only a report at least as new as the
+/// inventory held (by its send time) replaces it. SQLite evaluates every `SET` against the
+/// row as it was, so each `CASE` sees the old `inventory_at`. A report without a user leaves
+/// the enrolled user as it was.
+const DEVICES_AFTER_REPORTS: &str = "
+UPDATE devices SET
+    last_report_at = CASE WHEN devices.last_report_at IS NULL OR devices.last_report_at < v.received_at
+        THEN v.received_at ELSE devices.last_report_at END,
+    hostname = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
+        THEN v.hostname ELSE devices.hostname END,
+    os = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at THEN v.os ELSE devices.os END,
+    os_version = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
+        THEN v.os_version ELSE devices.os_version END,
+    model = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
+        THEN v.model ELSE devices.model END,
+    serial = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
+        THEN v.serial ELSE devices.serial END,
+    agent_version = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
+        THEN v.agent_version ELSE devices.agent_version END,
+    user_login = CASE WHEN (devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at) AND v.has_user
+        THEN v.user_login ELSE devices.user_login END,
+    user_email = CASE WHEN (devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at) AND v.has_user
+        THEN v.user_email ELSE devices.user_email END,
+    applied_policy_etag = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
+        THEN v.policy_etag ELSE devices.applied_policy_etag END,
+    inventory_at = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
+        THEN v.sent_at ELSE devices.inventory_at END
+FROM v WHERE devices.id = v.id";
+
+/// Updates the rows of the devices that sent `batch` (indexes into `reports`, at most one
+/// per device) in one statement.
+async fn update_devices(
+    tx: &mut sqlx::SqliteConnection,
+    reports: &[NewReport<'_>],
+    keys: &[(String, String)],
+    batch: &[usize],
+) -> Result<(), StoreError> {
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "WITH v(id, received_at, sent_at, hostname, os, os_version, model, serial,
+                agent_version, has_user, user_login, user_email, policy_etag) AS (",
+        );
+        q.push_values(chunk, |mut row, &i| {
+            let new = &reports[i];
+            let inv = &new.report.inventory;
+            row.push_bind(keys[i].0.as_str())
+                .push_bind(ts(new.received_at))
+                .push_bind(ts(new.report.sent_at))
+                .push_bind(inv.device.hostname.as_str())
+                .push_bind(inv.device.os.as_str())
+                .push_bind(inv.device.os_version.as_str())
+                .push_bind(inv.device.model.as_deref())
+                .push_bind(inv.device.serial.as_deref())
+                .push_bind(new.report.agent_version.as_str())
+                .push_bind(inv.user.is_some())
+                .push_bind(inv.user.as_ref().map(|u| u.login.as_str()))
+                .push_bind(inv.user.as_ref().and_then(|u| u.email.as_deref()))
+                .push_bind(new.report.policy_etag.as_deref());
+        });
+        q.push(")");
+        q.push(DEVICES_AFTER_REPORTS);
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Writes a batch of reports with a handful of multi-row statements instead of about fifteen
+/// statements per report: each statement is a round trip to sqlx's SQLite worker thread,
+/// which is what ingest spent its time on. The outcome is the same as writing the reports one
+/// by one in batch order: a repeated id is a replay, the newest observation of a check wins,
+/// and the device row keeps the newest report's inventory.
+async fn ingest_batch_in(
+    tx: &mut sqlx::SqliteConnection,
+    reports: &[NewReport<'_>],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let mut outcomes = vec![IngestOutcome::Replayed; reports.len()];
+    if reports.is_empty() {
+        return Ok(outcomes);
+    }
+    let keys: Vec<(String, String)> = reports
+        .iter()
+        .map(|r| (r.device_id.to_string(), r.report.report_id.to_string()))
+        .collect();
+    // A report repeated inside the batch is a replay of its first copy.
+    let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut candidates = Vec::with_capacity(reports.len());
+    for (i, (device, report)) in keys.iter().enumerate() {
+        if first_of_key.insert((device, report), i).is_none() {
+            candidates.push(i);
+        }
     }
 
-    for result in &report.results {
-        // An outbox may deliver an old report after a newer one; the newer observation
-        // must win, whatever order the reports arrive in.
-        sqlx::query(
-            "INSERT INTO latest_results (device_id, check_id, status, observed_at, result, report_id)
-             VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (device_id, check_id) DO UPDATE SET
+    // The reports: whichever rows were not stored before come back from RETURNING.
+    let mut stored_keys: std::collections::HashSet<(String, String)> =
+        std::collections::HashSet::new();
+    for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body) ",
+        );
+        q.push_values(chunk, |mut row, &i| {
+            let new = &reports[i];
+            row.push_bind(keys[i].0.as_str())
+                .push_bind(keys[i].1.as_str())
+                .push_bind(ts(new.received_at))
+                .push_bind(ts(new.report.sent_at))
+                .push_bind(new.report.agent_version.as_str())
+                .push_bind(new.raw);
+        });
+        q.push(" ON CONFLICT (device_id, report_id) DO NOTHING RETURNING device_id, report_id");
+        for row in q.build().fetch_all(&mut *tx).await? {
+            stored_keys.insert((row.try_get("device_id")?, row.try_get("report_id")?));
+        }
+    }
+    let stored: Vec<usize> = candidates
+        .into_iter()
+        .filter(|&i| stored_keys.contains(&keys[i]))
+        .collect();
+    for &i in &stored {
+        outcomes[i] = IngestOutcome::Stored;
+    }
+
+    // Latest results. SQLite applies the rows of one statement in order, each against the
+    // row as the previous one left it, so the guard keeps the newest observation even when
+    // two reports of one device share the batch. An outbox may deliver an old report after a
+    // newer one; the newer observation must win, whatever order the reports arrive in.
+    let mut results = Vec::new();
+    for &i in &stored {
+        for result in &reports[i].report.results {
+            results.push((i, result, to_json_text(result)?));
+        }
+    }
+    for chunk in results.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO latest_results (device_id, check_id, status, observed_at, result, report_id) ",
+        );
+        q.push_values(chunk, |mut row, (i, result, body)| {
+            row.push_bind(keys[*i].0.as_str())
+                .push_bind(result.id.as_str())
+                .push_bind(result.status.as_str())
+                .push_bind(ts(result.observed_at))
+                .push_bind(body.as_str())
+                .push_bind(keys[*i].1.as_str());
+        });
+        q.push(
+            " ON CONFLICT (device_id, check_id) DO UPDATE SET
                 status = excluded.status, observed_at = excluded.observed_at,
                 result = excluded.result, report_id = excluded.report_id
              WHERE excluded.observed_at >= latest_results.observed_at",
-        )
-        .bind(&device_id)
-        .bind(result.id.as_str())
-        .bind(result.status.as_str())
-        .bind(ts(result.observed_at))
-        .bind(to_json_text(result)?)
-        .bind(&report_id)
-        .execute(&mut *tx)
-        .await?;
+        );
+        q.build().execute(&mut *tx).await?;
     }
 
-    for event in &report.events {
-        sqlx::query(
-            "INSERT INTO events (device_id, report_id, kind, at, check_id, detail)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&device_id)
-        .bind(&report_id)
-        .bind(event.kind.as_str())
-        .bind(ts(event.at))
-        .bind(event.check_id.map(|c| c.as_str()))
-        .bind(&event.detail)
-        .execute(&mut *tx)
-        .await?;
+    let events: Vec<(usize, &tandem_proto::v1::Event)> = stored
+        .iter()
+        .flat_map(|&i| reports[i].report.events.iter().map(move |e| (i, e)))
+        .collect();
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO events (device_id, report_id, kind, at, check_id, detail) ",
+        );
+        q.push_values(chunk, |mut row, (i, event)| {
+            row.push_bind(keys[*i].0.as_str())
+                .push_bind(keys[*i].1.as_str())
+                .push_bind(event.kind.as_str())
+                .push_bind(ts(event.at))
+                .push_bind(event.check_id.map(|c| c.as_str()))
+                .push_bind(event.detail.as_deref());
+        });
+        q.build().execute(&mut *tx).await?;
     }
 
-    sqlx::query(
-        "UPDATE devices SET last_report_at = ?
-         WHERE id = ? AND (last_report_at IS NULL OR last_report_at < ?)",
-    )
-    .bind(&received_at)
-    .bind(&device_id)
-    .bind(&received_at)
-    .execute(&mut *tx)
-    .await?;
-
-    let inv = &report.inventory;
-    sqlx::query(
-        "UPDATE devices SET hostname = ?, os = ?, os_version = ?, model = ?, serial = ?,
-            agent_version = ?,
-            user_login = CASE WHEN ? THEN ? ELSE user_login END,
-            user_email = CASE WHEN ? THEN ? ELSE user_email END,
-            applied_policy_etag = ?, inventory_at = ?
-         WHERE id = ? AND (inventory_at IS NULL OR inventory_at <= ?)",
-    )
-    .bind(&inv.device.hostname)
-    .bind(&inv.device.os)
-    .bind(&inv.device.os_version)
-    .bind(&inv.device.model)
-    .bind(&inv.device.serial)
-    .bind(&report.agent_version)
-    // A report without a user leaves the enrolled user as it was.
-    .bind(inv.user.is_some())
-    .bind(inv.user.as_ref().map(|u| u.login.as_str()))
-    .bind(inv.user.is_some())
-    .bind(inv.user.as_ref().and_then(|u| u.email.as_deref()))
-    .bind(&report.policy_etag)
-    .bind(&sent_at)
-    .bind(&device_id)
-    .bind(&sent_at)
-    .execute(&mut *tx)
-    .await?;
-
-    Ok(IngestOutcome::Stored)
+    // The device rows: one statement for the devices with one report in the batch; a
+    // device whose outbox replayed several has them applied one at a time, in batch order.
+    let mut per_device: HashMap<&str, u32> = HashMap::new();
+    for &i in &stored {
+        *per_device.entry(keys[i].0.as_str()).or_default() += 1;
+    }
+    let (single, repeated): (Vec<usize>, Vec<usize>) = stored
+        .iter()
+        .partition(|&&i| per_device.get(keys[i].0.as_str()) == Some(&1));
+    update_devices(&mut *tx, reports, &keys, &single).await?;
+    for i in repeated {
+        update_devices(&mut *tx, reports, &keys, &[i]).await?;
+    }
+    Ok(outcomes)
 }

@@ -550,3 +550,140 @@ async fn admin_operations(store: &dyn Store, device: Uuid) {
         .unwrap();
     assert_eq!(puts.len(), 3);
 }
+
+#[tokio::test]
+async fn sqlite_batches_like_one_by_one() {
+    batch_contract(store::open("sqlite::memory:", &options()).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_batches_like_one_by_one() {
+    let db = PgDatabase::create().await;
+    batch_contract(store::open(&db.url, &options()).await.unwrap()).await;
+}
+
+/// One batch holding a device's newer report, its older one delivered late by the outbox,
+/// a replay of the newer one, and another device's report: the outcome is the one of
+/// writing them one by one — a replay stores nothing, the newest observation and the
+/// newest inventory win, and the last report time is the latest receipt.
+async fn batch_contract(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let secret = hash_secret("batch");
+    store
+        .create_enroll_secret(&NewEnrollSecret {
+            id: Uuid::now_v7(),
+            hash: secret,
+            group: DEFAULT_GROUP.into(),
+            created_at: now,
+            expires_at: None,
+            max_uses: None,
+            created_by: "test".into(),
+        })
+        .await
+        .unwrap();
+    let enroll = |machine: &str| NewDevice {
+        candidate_id: Uuid::now_v7(),
+        token_hash: hash_secret(machine),
+        device: DeviceInfo {
+            machine_id: machine.into(),
+            hostname: machine.into(),
+            ..Default::default()
+        },
+        user: UserInfo {
+            login: "ada".into(),
+            email: None,
+        },
+        now,
+    };
+    let (laptop, desktop) = (enroll("laptop"), enroll("desktop"));
+    for d in [&laptop, &desktop] {
+        store.enroll(&secret, d).await.unwrap();
+    }
+
+    let hour = chrono::Duration::hours(1);
+    let mut newer = sample_report("laptop");
+    newer.inventory.device.hostname = "laptop-renamed".into();
+    let mut older = sample_report("laptop");
+    older.sent_at = now - hour;
+    older.inventory.device.hostname = "laptop-old-name".into();
+    for r in &mut older.results {
+        r.observed_at = now - hour;
+        r.status = tandem_proto::Status::Pass;
+    }
+    let other = sample_report("desktop");
+    let raws: Vec<String> = [&newer, &older, &newer, &other]
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    let batch = [
+        (laptop.candidate_id, &newer, now),
+        (
+            laptop.candidate_id,
+            &older,
+            now + chrono::Duration::seconds(1),
+        ),
+        (laptop.candidate_id, &newer, now),
+        (desktop.candidate_id, &other, now),
+    ];
+    let reports: Vec<NewReport<'_>> = batch
+        .iter()
+        .zip(&raws)
+        .map(|((device_id, report, received_at), raw)| NewReport {
+            device_id: *device_id,
+            report,
+            raw,
+            received_at: *received_at,
+        })
+        .collect();
+    assert_eq!(
+        store.ingest_reports(&reports).await.unwrap(),
+        [
+            IngestOutcome::Stored,
+            IngestOutcome::Stored,
+            IngestOutcome::Replayed,
+            IngestOutcome::Stored
+        ]
+    );
+    // The whole batch again: all replays, nothing written twice.
+    assert_eq!(
+        store.ingest_reports(&reports).await.unwrap(),
+        [IngestOutcome::Replayed; 4]
+    );
+
+    let detail = store
+        .device_detail(laptop.candidate_id, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    let device = &detail.summary.device;
+    assert_eq!(
+        device.hostname, "laptop-renamed",
+        "the newest inventory wins"
+    );
+    assert_eq!(detail.reports.len(), 2, "the replay was not stored");
+    let latest = device.last_report_at.unwrap();
+    assert!(
+        (latest - (now + chrono::Duration::seconds(1)))
+            .num_milliseconds()
+            .abs()
+            < 1,
+        "the last receipt counts, even for an older report: {latest}"
+    );
+    let os_updates = device
+        .results
+        .iter()
+        .find(|r| r.id == tandem_proto::CheckId::OsUpdates)
+        .unwrap();
+    assert_eq!(
+        os_updates.status,
+        tandem_proto::Status::Fail,
+        "the newer observation wins over the late older one"
+    );
+    let other_detail = store
+        .device_detail(desktop.candidate_id, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other_detail.summary.device.hostname, "host-desktop");
+    assert_eq!(other_detail.reports.len(), 1);
+}
