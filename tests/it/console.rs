@@ -713,3 +713,356 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
     assert_eq!(d.find_all("#preview-form").unwrap().len(), 0);
     browser.shot("readme-viewer-policy");
 }
+
+// --- Identity sources and webhooks configured in the browser (issue 7) ----------------------
+
+/// One request a [`LocalHttp`] server received.
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+type Answer = (u16, Vec<(String, String)>, String);
+
+/// A small HTTP/1.1 server on `127.0.0.1:0` that answers each request with `respond` and
+/// records it: the vendor or receiver the console talks to in these tests.
+struct LocalHttp {
+    url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl LocalHttp {
+    fn start(respond: fn(&Received, &str) -> Answer) -> LocalHttp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let received: std::sync::Arc<std::sync::Mutex<Vec<Received>>> = Default::default();
+        let (log, base) = (std::sync::Arc::clone(&received), url.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (log, base) = (std::sync::Arc::clone(&log), base.clone());
+                std::thread::spawn(move || {
+                    use std::io::{Read as _, Write as _};
+                    let mut reader = BufReader::new(stream);
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or_default().to_owned();
+                    let target = parts.next().unwrap_or_default().to_owned();
+                    let mut headers = Vec::new();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.trim_end().split_once(':') {
+                            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+                        }
+                    }
+                    let length = headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let request = Received {
+                        method,
+                        target,
+                        headers,
+                        body,
+                    };
+                    let (status, extra, text) = respond(&request, &base);
+                    log.lock().unwrap().push(request);
+                    let mut answer = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        text.len()
+                    );
+                    for (k, v) in extra {
+                        answer.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    answer.push_str("\r\n");
+                    answer.push_str(&text);
+                    let mut stream = reader.into_inner();
+                    let _ = stream.write_all(answer.as_bytes());
+                });
+            }
+        });
+        LocalHttp { url, received }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// Okta's documented shapes: `GET /api/v1/users` (paged by `Link: rel="next"`) with
+/// `passwordChanged`, and `GET /api/v1/users/{id}/factors` where `ACTIVE` counts.
+fn okta_answer(r: &Received, base: &str) -> Answer {
+    if r.header("authorization") != Some("SSWS e2e-okta-token") {
+        return (401, vec![], json!({"errorCode": "E0000011"}).to_string());
+    }
+    let path = r.target.split('?').next().unwrap_or_default();
+    if path == "/api/v1/users" && !r.target.contains("after=") {
+        let link = format!("<{base}/api/v1/users?after=00u2&limit=200>; rel=\"next\"");
+        let users = json!([
+            {"id": "00u1", "status": "ACTIVE", "passwordChanged": "2026-03-01T10:00:00.000Z",
+             "profile": {"login": "ada@acme.example", "email": "ada@acme.example"}},
+            {"id": "00u2", "status": "ACTIVE", "passwordChanged": null,
+             "profile": {"login": "grace@acme.example", "email": "grace@acme.example"}}
+        ]);
+        return (200, vec![("Link".into(), link)], users.to_string());
+    }
+    if path == "/api/v1/users" {
+        let users = json!([
+            {"id": "00u3", "status": "ACTIVE", "passwordChanged": "2025-11-20T08:00:00.000Z",
+             "profile": {"login": "linus@acme.example", "email": "linus@acme.example"}}
+        ]);
+        return (200, vec![], users.to_string());
+    }
+    if let Some(id) = path
+        .strip_prefix("/api/v1/users/")
+        .and_then(|p| p.strip_suffix("/factors"))
+    {
+        let status = if id == "00u2" {
+            "PENDING_ACTIVATION"
+        } else {
+            "ACTIVE"
+        };
+        let factors = json!([{"id": "f1", "factorType": "token:software:totp", "status": status}]);
+        return (200, vec![], factors.to_string());
+    }
+    (404, vec![], "{}".into())
+}
+
+fn receiver_answer(_: &Received, _: &str) -> Answer {
+    (200, vec![], "{\"ok\":true}".into())
+}
+
+/// HMAC-SHA256 over `timestamp.body`, as a receiver checks `X-Tandem-Signature`.
+fn expected_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+fn copy_to_docs(name: &str, as_name: &str) {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots/console");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::copy(
+        output_dir().join(format!("{name}.png")),
+        docs.join(format!("{as_name}.png")),
+    )
+    .unwrap();
+}
+
+#[test]
+fn identity_sources_and_webhooks_are_configured_and_tested_in_the_browser() {
+    let okta = LocalHttp::start(okta_answer);
+    let receiver = LocalHttp::start(receiver_answer);
+    let server = Server::start_sqlite().unwrap();
+    let secret = console_account(&server, "ada", "admin");
+    let browser = Browser::start();
+    let d = &browser.driver;
+    browser.sign_in(&server, "ada", &secret);
+    assert_eq!(browser.heading(), "Fleet overview");
+
+    // An Okta source, created through its form and tested.
+    d.navigate(&format!("{}/console/identity", server.url))
+        .unwrap();
+    d.click(&d.find("#add-okta").unwrap()).unwrap();
+    assert_eq!(browser.heading(), "New Okta source");
+    fill(d, "#f-name", "okta-acme");
+    fill(d, "#f-interval_minutes", "30");
+    fill(d, "#f-base_url", &okta.url);
+    fill(d, "#f-api_token", "e2e-okta-token");
+    d.click(&d.find("#save-source").unwrap()).unwrap();
+    assert_eq!(browser.heading(), "Identity sources");
+    d.click(
+        &d.find("tr[data-source='okta-acme'] button.test-connection")
+            .unwrap(),
+    )
+    .unwrap();
+    let notice = d.text(&d.find("#notice").unwrap()).unwrap();
+    assert_eq!(notice, "okta-acme answered: 3 users synced.");
+    let users = d
+        .text(&d.find("tr[data-source='okta-acme'] td.users").unwrap())
+        .unwrap();
+    assert_eq!(users, "3");
+    browser.shot("identity");
+    copy_to_docs("identity", "identity");
+    let requests = okta.received();
+    assert!(
+        requests.iter().any(|r| r.target.contains("after=00u2")),
+        "the second page was followed: {requests:?}"
+    );
+    // The token is never shown again, not even in the edit form's HTML.
+    d.navigate(&format!(
+        "{}/console/identity/sources/okta-acme",
+        server.url
+    ))
+    .unwrap();
+    let html = d
+        .execute("return document.documentElement.outerHTML")
+        .unwrap();
+    let html = html.as_str().unwrap();
+    assert!(!html.contains("e2e-okta-token"));
+    assert!(html.contains("set — leave blank to keep"));
+    browser.shot("identity-source");
+    copy_to_docs("identity-source", "identity-source");
+
+    // A webhook, added through the form, then "Send test".
+    d.navigate(&format!("{}/console/webhooks", server.url))
+        .unwrap();
+    fill(d, "#h-name", "SIEM");
+    fill(d, "#h-url", &format!("{}/tandem-hook", receiver.url));
+    fill(d, "#h-secret", "e2e-hook-secret");
+    d.click(
+        &d.find("input[name=events][value=phishing_reported]")
+            .unwrap(),
+    )
+    .unwrap();
+    d.click(&d.find("#save-hook").unwrap()).unwrap();
+    assert_eq!(browser.heading(), "Webhooks");
+    d.click(&d.find("button.send-test").unwrap()).unwrap();
+    let notice = d.text(&d.find("#notice").unwrap()).unwrap();
+    assert!(notice.contains("answered HTTP 200"), "{notice}");
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let delivery = &got[0];
+    assert_eq!(delivery.method, "POST");
+    assert_eq!(delivery.target, "/tandem-hook");
+    let timestamp = delivery.header("x-tandem-timestamp").unwrap();
+    assert_eq!(
+        delivery.header("x-tandem-signature").unwrap(),
+        expected_signature("e2e-hook-secret", timestamp, &delivery.body)
+    );
+    let body: Value = serde_json::from_slice(&delivery.body).unwrap();
+    assert_eq!(body["event"], "test");
+    let page = d.text(&d.find(".content").unwrap()).unwrap();
+    assert!(!page.contains("e2e-hook-secret") && !page.contains("tandem-hook"));
+    browser.shot("webhooks");
+    copy_to_docs("webhooks", "webhooks");
+
+    // Both changes are in the audit log, without their secrets.
+    d.navigate(&format!("{}/console/audit", server.url))
+        .unwrap();
+    let audit = d.text(&d.find("table.audit").unwrap()).unwrap();
+    assert!(audit.contains("identity_source.create"), "{audit}");
+    assert!(audit.contains("webhook.create"), "{audit}");
+    assert!(!audit.contains("e2e-okta-token") && !audit.contains("e2e-hook-secret"));
+}
+
+#[test]
+fn releases_are_uploaded_verified_and_assigned_a_channel_in_the_browser() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = crate::update::keypair(keys.path());
+    let artifact = keys.path().join("tandem-0.3.0");
+    std::fs::write(&artifact, b"tandem 0.3.0 build".repeat(20_000)).unwrap();
+    let signature = crate::update::sign(&key, &artifact);
+    let other_keys = tempfile::tempdir().unwrap();
+    let (other_key, _) = crate::update::keypair(other_keys.path());
+    let forged = crate::update::sign(&other_key, &artifact);
+
+    let server = Server::start_sqlite_with_args(&["--updater-pubkey", &public]).unwrap();
+    // A group to give its own channel.
+    server
+        .admin_secret(&["enroll-secret", "create", "--group", "pilot"])
+        .unwrap();
+    let secret = console_account(&server, "ada", "admin");
+    let browser = Browser::start();
+    browser.sign_in(&server, "ada", &secret);
+    let d = &browser.driver;
+    d.navigate(&format!("{}/console/releases", server.url))
+        .unwrap();
+    assert_eq!(browser.heading(), "Releases");
+
+    let upload = |version: &str, signature: &str| {
+        fill(d, "input[name=version]", version);
+        let file = d.find("input[name=artifact]").unwrap();
+        d.send_keys(&file, artifact.to_str().unwrap()).unwrap();
+        fill(d, "textarea[name=signature]", signature);
+        fill(
+            d,
+            "textarea[name=notes]",
+            "Fixes the firewall check on Fedora",
+        );
+        d.click(&d.find("#upload-form button[type=submit]").unwrap())
+            .unwrap();
+    };
+    // Another key's signature is refused with a clear message, and nothing is listed.
+    upload("0.3.0", &forged);
+    let error = d.text(&d.find("#error").unwrap()).unwrap();
+    assert!(
+        error.contains("signature does not match this artifact and key"),
+        "{error}"
+    );
+    assert!(d
+        .text(&d.find("#releases").unwrap())
+        .unwrap()
+        .contains("No release uploaded yet"));
+    browser.shot("releases-refused");
+
+    upload("0.3.0", &signature);
+    let notice = d.text(&d.find("#notice").unwrap()).unwrap();
+    assert!(
+        notice.contains("Release 0.3.0 for cli-linux-x86_64"),
+        "{notice}"
+    );
+    let table = d.text(&d.find("#releases").unwrap()).unwrap();
+    assert!(table.contains("0.3.0") && table.contains("ok ·"), "{table}");
+
+    // The pilot group moves to the beta channel.
+    assert_eq!(d.find_all("#channels-table tbody tr").unwrap().len(), 2);
+    fill(d, "#channel-pilot", "beta");
+    d.click(&d.find("#set-channel-pilot").unwrap()).unwrap();
+    wait_for(Duration::from_secs(10), "the channel change", || {
+        let field = d.find("#channel-pilot").ok()?;
+        let value = d
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{field}/property/value"),
+                None,
+            )
+            .ok()?;
+        (value.as_str() == Some("beta") && d.find("#notice").is_err()).then_some(())
+    })
+    .unwrap();
+    let audit = {
+        d.navigate(&format!("{}/console/audit", server.url))
+            .unwrap();
+        d.text(&d.find("main").unwrap()).unwrap()
+    };
+    assert!(
+        audit.contains("release.create") && audit.contains("group.channel"),
+        "{audit}"
+    );
+    d.navigate(&format!("{}/console/releases", server.url))
+        .unwrap();
+    browser.shot("releases");
+    copy_to_docs("releases", "releases");
+}

@@ -11,5 +11,6 @@ mod desktop_reminders;
 mod faults;
 mod install;
 mod keyring;
+mod phishing_replies;
 mod skeleton;
 mod update;

@@ -61,7 +61,9 @@ enum Command {
     },
     /// Run the checks and send a report now, then fetch the policy.
     Sync,
-    /// Run the agent in the foreground until SIGTERM or Ctrl-C.
+    /// Run the agent in the foreground until SIGTERM or Ctrl-C. With an updater key pinned
+    /// and a binary it may replace, it also updates itself daily and restarts into the new
+    /// build.
     Run,
     /// Install a newer release of this binary from the server, once its signature verifies
     /// with the pinned updater key; a refused update leaves the binary as it is.
@@ -76,11 +78,15 @@ enum Command {
         #[arg(long, env = "TANDEM_UPDATER_PUBKEY", hide_env_values = true)]
         pubkey: Option<String>,
     },
-    /// Send a suspicious link or saved message (.eml) to IT and print the tracking id.
+    /// Send a suspicious link or saved message (.eml) to IT and print the tracking id; with
+    /// `--list`, show the reports sent with IT's verdict and reply.
     ReportPhishing {
         /// The link, as found in the message (do not open it).
-        #[arg(long, required_unless_present = "message", conflicts_with = "message")]
+        #[arg(long, required_unless_present_any = ["message", "list"], conflicts_with = "message")]
         url: Option<String>,
+        /// List the reports sent from here, with IT's status and reply (asks the server first).
+        #[arg(long, conflicts_with_all = ["url", "message", "note"])]
+        list: bool,
         /// The message, saved from the mail program as an .eml file.
         #[arg(long, value_name = "FILE")]
         message: Option<PathBuf>,
@@ -328,13 +334,46 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 let agent = agent.clone();
                 async move { agent.bootstrap().await }
             });
-            agent.run(shutdown).await;
+            let updater = auto_update_config();
+            let (_, updated) = tokio::join!(agent.run(shutdown.clone()), async {
+                let version = match &updater {
+                    Some(config) => agent.auto_update(config, &shutdown).await,
+                    None => None,
+                };
+                if version.is_some() {
+                    // Stop the loops and close the store before the new binary opens it.
+                    shutdown.cancel();
+                }
+                version
+            });
+            if let (Some(version), Some(config)) = (updated, updater) {
+                restart_into(&version, &config.install_path)?;
+            }
+        }
+        Command::ReportPhishing {
+            list: true, json, ..
+        } => {
+            let agent = open(&cli).await?;
+            let sent = match agent.refresh_phishing_reports().await {
+                Ok(sent) => sent,
+                Err(e) => {
+                    // Offline or not enrolled: what was last heard is still worth showing.
+                    eprintln!("could not ask the server ({e}); showing what was last heard");
+                    agent.phishing_reports().await?
+                }
+            };
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&sent)?);
+            } else {
+                print!("{}", phishing_list(&sent));
+            }
         }
         Command::ReportPhishing {
             url,
             message,
             note,
             json,
+            ..
         } => {
             use tandem_agent::phishing::PhishingSubmission;
             let submission = match (url, message) {
@@ -430,6 +469,65 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
 
 /// Headless faces still remind: through the desktop notification service when the session
 /// has one, else in the log.
+/// The running agent's self-update settings: on when an updater key is pinned (built in,
+/// or `TANDEM_UPDATER_PUBKEY`) and this process can replace its own binary; an install under
+/// a read-only `/usr` is the package manager's to update. `TANDEM_UPDATE_INTERVAL_SECS`
+/// changes the daily check.
+fn auto_update_config() -> Option<tandem_agent::update::AutoUpdate> {
+    use tandem_agent::update::{can_replace, AutoUpdate, BUILT_IN_PUBLIC_KEY};
+    let public_key = std::env::var("TANDEM_UPDATER_PUBKEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .or(BUILT_IN_PUBLIC_KEY.map(str::to_owned));
+    let Some(public_key) = public_key else {
+        tracing::debug!("self-update off: no updater key is pinned in this build");
+        return None;
+    };
+    let install_path = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(e) => {
+            tracing::warn!(error = %e, "self-update off: cannot find this binary");
+            return None;
+        }
+    };
+    if !can_replace(&install_path) {
+        tracing::info!(path = %install_path.display(),
+            "self-update off: this process cannot replace its binary (a package-managed \
+             install is updated by its package manager)");
+        return None;
+    }
+    let every = std::env::var("TANDEM_UPDATE_INTERVAL_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map_or(AutoUpdate::DEFAULT_EVERY, std::time::Duration::from_secs);
+    Some(AutoUpdate {
+        install_path,
+        public_key,
+        first_after: AutoUpdate::DEFAULT_FIRST_AFTER.min(every),
+        every,
+    })
+}
+
+/// Starts the newly installed binary in place of this process, with the same arguments:
+/// `exec` on Unix, so the process id a service manager watches stays the same. Elsewhere
+/// the process exits with an error and the service manager starts the new binary.
+fn restart_into(version: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    tracing::info!(%version, path = %path.display(), "update installed; restarting into it");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        let err = std::process::Command::new(path)
+            .args(std::env::args_os().skip(1))
+            .exec();
+        Err(err).with_context(|| format!("cannot start the updated {}", path.display()))
+    }
+    #[cfg(not(unix))]
+    {
+        bail!("updated to {version}: restart the agent to run it")
+    }
+}
+
 async fn show_nudges(mut nudges: tokio::sync::broadcast::Receiver<tandem_agent::Nudge>) {
     loop {
         let nudge = match nudges.recv().await {
@@ -504,6 +602,40 @@ fn print_table(results: &[CheckResult]) -> anyhow::Result<()> {
         bail!("no checks are enabled by the policy in force");
     }
     Ok(())
+}
+
+/// `tandem report-phishing --list`: one block per report, newest first. IT's reply is shown
+/// with control characters escaped, so it cannot rewrite the terminal.
+fn phishing_list(sent: &[tandem_proto::activity::PhishingReceipt]) -> String {
+    use std::fmt::Write as _;
+    if sent.is_empty() {
+        return "no phishing reports sent from this device\n".into();
+    }
+    let mut out = String::new();
+    for r in sent {
+        let status = r.status.map_or("not asked yet", |s| s.as_str());
+        let _ = writeln!(
+            out,
+            "{}  received {}  status {}",
+            r.tracking_id,
+            r.received_at.to_rfc3339(),
+            status
+        );
+        if let Some(reply) = &r.reply {
+            let clean: String = reply
+                .chars()
+                .flat_map(|c| {
+                    if c.is_control() && c != '\n' {
+                        c.escape_default().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "  IT replied: {}", clean.replace('\n', "\n    "));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -204,6 +204,8 @@ impl App {
             config.webhook_retry.clone(),
             shutdown.clone(),
         );
+        // The console's hooks count from the first request on.
+        webhooks.reload(&*store).await?;
         let writers = batch::Writers::start(Arc::clone(&store), config.report_queue);
         Ok(App {
             state: Arc::new(AppState {
@@ -223,6 +225,7 @@ impl App {
                 report_retention: config.report_retention,
                 writers,
                 signed_policies: policy::SignedCache::default(),
+                effective_policies: policy::EffectiveCache::default(),
                 updates: api::updates::UpdateSettings {
                     public_key: config.updater_public_key.clone(),
                     public_url: config.public_url.clone(),
@@ -309,15 +312,16 @@ impl App {
             .map_err(|e| ServerError::InvalidArgument(format!("could not write the CSV: {e}")))
     }
 
-    /// Polls every configured identity source once, now, and returns their health.
-    pub async fn poll_identity_sources(&self) -> Vec<store::SourceHealth> {
+    /// Polls every identity source (the file's and the console's) once, now, and returns
+    /// their health.
+    pub async fn poll_identity_sources(&self) -> Result<Vec<store::SourceHealth>, StoreError> {
+        let s = &self.state;
         let http = identity::sources::http_client();
         let mut health = Vec::new();
-        for source in &self.state.identity_sources {
-            let s = &self.state;
-            health.push(identity::sources::poll_once(source, &*s.store, &*s.clock, &http).await);
+        for (source, _) in identity::sources::all_sources(&s.identity_sources, &*s.store).await? {
+            health.push(identity::sources::poll_once(&source, &*s.store, &*s.clock, &http).await);
         }
-        health
+        Ok(health)
     }
 
     /// What the background refresher does every quarter hour: recompute the fleet's
@@ -381,6 +385,13 @@ impl App {
             &self.state.identity_sources,
             Arc::clone(&self.state.store),
             Arc::clone(&self.state.clock),
+            identity::sources::POLL_TICK,
+            shutdown.clone(),
+        ));
+        // Hooks changed through another replica arrive on the next refresh.
+        drop(self.state.webhooks.spawn_refresher(
+            Arc::clone(&self.state.store),
+            webhooks::REFRESH,
             shutdown.clone(),
         ));
 

@@ -28,8 +28,10 @@ use crate::store::StoreError;
 pub mod auth;
 pub mod fleet;
 pub mod forms;
+pub mod integrations;
 pub mod pages;
 pub mod policy_form;
+pub mod releases;
 pub mod svg;
 pub mod views;
 
@@ -78,10 +80,24 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/console/identity", Access::SignedIn),
     ("POST", "/console/identity/poll", Access::Admin),
     ("POST", "/console/identity/import", Access::Admin),
+    ("GET", "/console/identity/new", Access::SignedIn),
+    ("POST", "/console/identity/sources", Access::Admin),
+    ("GET", "/console/identity/sources/{name}", Access::SignedIn),
+    ("POST", "/console/identity/sources/{name}", Access::Admin),
+    (
+        "POST",
+        "/console/identity/sources/{name}/delete",
+        Access::Admin,
+    ),
     ("GET", "/console/phishing", Access::SignedIn),
     ("GET", "/console/phishing/{id}", Access::SignedIn),
     ("POST", "/console/phishing/{id}/triage", Access::Admin),
     ("GET", "/console/webhooks", Access::SignedIn),
+    ("POST", "/console/webhooks", Access::Admin),
+    ("GET", "/console/webhooks/{id}", Access::SignedIn),
+    ("POST", "/console/webhooks/{id}", Access::Admin),
+    ("POST", "/console/webhooks/{id}/delete", Access::Admin),
+    ("POST", "/console/webhooks/{id}/test", Access::Admin),
     ("GET", "/console/tokens", Access::SignedIn),
     ("POST", "/console/tokens", Access::Admin),
     ("POST", "/console/tokens/{id}/revoke", Access::Admin),
@@ -89,6 +105,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/console/admins", Access::Admin),
     ("POST", "/console/admins/{id}/role", Access::Admin),
     ("POST", "/console/admins/{id}/disable", Access::Admin),
+    ("GET", "/console/releases", Access::SignedIn),
+    ("POST", "/console/releases", Access::Admin),
+    ("POST", "/console/releases/channel", Access::Admin),
     ("GET", "/console/audit", Access::SignedIn),
     ("GET", "/console/audit.csv", Access::SignedIn),
     ("GET", "/console/export/compliance.csv", Access::SignedIn),
@@ -96,6 +115,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
 
 /// The console's routes, to be merged into the API router (which adds the state).
 pub fn router() -> Router<SharedState> {
+    use integrations as i;
     use pages as p;
     Router::new()
         .route("/console/login", get(p::login_page).post(p::login))
@@ -115,18 +135,44 @@ pub fn router() -> Router<SharedState> {
             get(p::enrollment).post(p::create_secret),
         )
         .route("/console/enrollment/{id}/expire", post(p::expire_secret))
-        .route("/console/identity", get(p::identity))
-        .route("/console/identity/poll", post(p::identity_poll))
-        .route("/console/identity/import", post(p::identity_import))
+        .route("/console/identity", get(i::identity))
+        .route("/console/identity/poll", post(i::identity_poll))
+        .route("/console/identity/import", post(i::identity_import))
+        .route("/console/identity/new", get(i::identity_new))
+        .route("/console/identity/sources", post(i::identity_create))
+        .route(
+            "/console/identity/sources/{name}",
+            get(i::identity_edit).post(i::identity_update),
+        )
+        .route(
+            "/console/identity/sources/{name}/delete",
+            post(i::identity_delete),
+        )
         .route("/console/phishing", get(p::phishing))
         .route("/console/phishing/{id}", get(p::phishing_report))
         .route("/console/phishing/{id}/triage", post(p::phishing_triage))
-        .route("/console/webhooks", get(p::webhooks))
+        .route(
+            "/console/webhooks",
+            get(i::webhooks).post(i::webhook_create),
+        )
+        .route(
+            "/console/webhooks/{id}",
+            get(i::webhook_edit).post(i::webhook_update),
+        )
+        .route("/console/webhooks/{id}/delete", post(i::webhook_delete))
+        .route("/console/webhooks/{id}/test", post(i::webhook_test))
         .route("/console/tokens", get(p::tokens).post(p::create_token))
         .route("/console/tokens/{id}/revoke", post(p::revoke_token))
         .route("/console/admins", get(p::admins).post(p::create_admin))
         .route("/console/admins/{id}/role", post(p::admin_role))
         .route("/console/admins/{id}/disable", post(p::admin_disable))
+        .route(
+            "/console/releases",
+            get(releases::releases)
+                .post(releases::upload)
+                .layer(DefaultBodyLimit::max(crate::api::RELEASE_BODY_LIMIT)),
+        )
+        .route("/console/releases/channel", post(releases::set_channel))
         .route("/console/audit", get(p::audit))
         .route("/console/audit.csv", get(p::audit_csv))
         .route("/console/export/compliance.csv", get(p::compliance_csv))

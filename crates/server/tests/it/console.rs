@@ -14,7 +14,7 @@ use crate::support::{sample_report, Backend, TestServer};
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A browser without the browser: keeps the console's cookies by hand.
-struct Browser {
+pub(crate) struct Browser {
     http: Client,
     base: String,
     cookies: Vec<(String, String)>,
@@ -52,7 +52,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Response {
+    pub(crate) async fn get(&mut self, path: &str) -> Response {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
@@ -64,7 +64,7 @@ impl Browser {
         response
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
         let response = self
             .http
             .post(format!("{}{path}", self.base))
@@ -77,8 +77,26 @@ impl Browser {
         response
     }
 
+    /// Posts a multipart form (a file upload) with this browser's cookies.
+    pub(crate) async fn post_multipart(
+        &mut self,
+        path: &str,
+        form: reqwest::multipart::Form,
+    ) -> Response {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookies(&response);
+        response
+    }
+
     /// The CSRF token of the signed-in page at `path`.
-    async fn csrf(&mut self, path: &str) -> String {
+    pub(crate) async fn csrf(&mut self, path: &str) -> String {
         let html = self.get(path).await.text().await.unwrap();
         hidden_value(&html, "csrf")
     }
@@ -110,7 +128,7 @@ fn hidden_value(html: &str, name: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
-trait ClockNow {
+pub(crate) trait ClockNow {
     fn clock_now(&self) -> chrono::DateTime<chrono::Utc>;
 }
 
@@ -128,7 +146,7 @@ async fn account(server: &TestServer, name: &str, role: Role) -> String {
         .unwrap()
 }
 
-async fn signed_in(server: &TestServer, name: &str, role: Role) -> Browser {
+pub(crate) async fn signed_in(server: &TestServer, name: &str, role: Role) -> Browser {
     let secret = account(server, name, role).await;
     let mut browser = Browser::new(server);
     let response = browser.sign_in(server, name, &secret).await;
@@ -223,6 +241,8 @@ async fn concrete(path: &str, server: &TestServer) -> String {
     let store = server.app().store();
     let id = if path.starts_with("/console/phishing/") {
         store.list_phishing_reports(1, 0).await.unwrap()[0].id
+    } else if path.starts_with("/console/webhooks/") {
+        store.list_webhook_configs().await.unwrap()[0].id
     } else {
         let filter = tandem_server::store::DeviceFilter {
             limit: 1,
@@ -232,8 +252,41 @@ async fn concrete(path: &str, server: &TestServer) -> String {
             .device
             .id
     };
+    if path == "/console/identity/new" {
+        return format!("{path}?kind=okta");
+    }
     path.replace("{id}", &id.to_string())
         .replace("{group}", "default")
+        .replace("{name}", ROUTES_SOURCE)
+}
+
+/// The console-configured identity source and webhook the route table's paths name.
+const ROUTES_SOURCE: &str = "okta-routes";
+
+async fn configure_integrations(server: &TestServer) {
+    let by = tandem_server::store::ChangeBy {
+        actor: "test".into(),
+        at: server.clock_now(),
+    };
+    let store = server.app().store();
+    let source = tandem_server::store::integrations::StoredSourceConfig {
+        name: ROUTES_SOURCE.into(),
+        kind: "okta".into(),
+        config: serde_json::json!({"name": ROUTES_SOURCE, "kind": "okta", "interval_minutes": 60,
+            "base_url": "http://127.0.0.1:9", "api_token": "t", "search": "x"}),
+        updated_at: by.at,
+        updated_by: "test".into(),
+    };
+    assert!(store.create_source_config(&source, &by).await.unwrap());
+    let hook = tandem_server::store::integrations::StoredWebhook {
+        id: uuid::Uuid::now_v7(),
+        name: "siem".into(),
+        config: serde_json::json!({"url": "http://127.0.0.1:9/hook", "format": "generic",
+            "secret": "s", "events": []}),
+        updated_at: by.at,
+        updated_by: "test".into(),
+    };
+    assert!(store.create_webhook_config(&hook, &by).await.unwrap());
 }
 
 async fn every_route_against_every_role(backend: Backend) {
@@ -251,6 +304,7 @@ async fn every_route_against_every_role(backend: Backend) {
         .await
         .unwrap();
     assert!(phish.status().is_success(), "{}", phish.status());
+    configure_integrations(&server).await;
     let mut admin = signed_in(&server, "root", Role::Admin).await;
     let mut viewer = signed_in(&server, "val", Role::Viewer).await;
     let mut anonymous = Browser::new(&server);

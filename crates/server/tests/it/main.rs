@@ -15,6 +15,7 @@ mod agent;
 mod cli;
 mod console;
 mod identity;
+mod integrations;
 mod ops;
 mod pg;
 mod phishing;
