@@ -87,6 +87,15 @@ impl Browser {
         }}});
         let driver = WebDriver::new_session(&format!("http://127.0.0.1:{port}"), capabilities)
             .expect("no WebDriver session");
+        // A form's submit click can return before the answer page has replaced the old one;
+        // finding waits up to this long for its element instead of failing on the old page.
+        driver
+            .call(
+                reqwest::Method::POST,
+                "/timeouts",
+                Some(json!({"implicit": 5000})),
+            )
+            .expect("no implicit wait");
         Browser {
             driver,
             _chromedriver: proc,
