@@ -119,9 +119,29 @@ impl Browser {
         d.click(&d.find("#sign-in").unwrap()).unwrap();
     }
 
+    /// The page's heading. A click that submits a form can return while the old page is
+    /// still shown, and its heading can go stale while being read: read again until it
+    /// reads.
     fn heading(&self) -> String {
         let d = &self.driver;
-        d.text(&d.find("h1").unwrap()).unwrap()
+        wait_for(Duration::from_secs(10), "the page heading", || {
+            d.find("h1").and_then(|h| d.text(&h)).ok()
+        })
+        .unwrap()
+    }
+
+    /// Waits for the page whose heading is `expected` (the answer to a submitted form).
+    fn expect_heading(&self, expected: &str) {
+        let d = &self.driver;
+        let seen = wait_for(Duration::from_secs(10), expected, || {
+            d.find("h1")
+                .and_then(|h| d.text(&h))
+                .ok()
+                .filter(|text| text == expected)
+        });
+        if let Err(e) = seen {
+            panic!("{e:#}; the heading reads {:?}", self.heading());
+        }
     }
 }
 
@@ -197,7 +217,7 @@ fn sign_in_with_totp_then_a_policy_changed_in_the_form_reaches_the_agent_within_
     );
 
     browser.sign_in(&server, "ada", &secret);
-    assert_eq!(browser.heading(), "Fleet overview");
+    browser.expect_heading("Fleet overview");
     assert!(d.current_url().unwrap().ends_with("/console"));
     // The session cookie is invisible to script (HttpOnly).
     assert_eq!(d.execute("return document.cookie").unwrap(), "");
@@ -331,7 +351,7 @@ fn hostile_device_data_runs_no_script_on_any_page_and_forms_need_their_csrf_toke
     let browser = Browser::start();
     let d = &browser.driver;
     browser.sign_in(&server, "ada", &secret);
-    assert_eq!(browser.heading(), "Fleet overview");
+    browser.expect_heading("Fleet overview");
 
     // Every page, including the ones that show the device's strings.
     let mut pages = vec![
@@ -578,7 +598,7 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
     let browser = Browser::start();
     let d = &browser.driver;
     browser.sign_in(&server, "ada", &secret);
-    assert_eq!(browser.heading(), "Fleet overview");
+    browser.expect_heading("Fleet overview");
     browser.shot("readme-fleet");
     // Filters: only the Windows machines, then a search.
     d.navigate(&format!("{}/console?os=windows", server.url))
@@ -689,7 +709,7 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
         .unwrap();
     fill(d, "form.row [name=name]", "engineering");
     d.click(&d.find("form.row button").unwrap()).unwrap();
-    assert_eq!(browser.heading(), "Policy: engineering");
+    browser.expect_heading("Policy: engineering");
     browser.shot("readme-policy-form");
     d.navigate(&format!("{}/console/policies", server.url))
         .unwrap();
@@ -716,7 +736,7 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
     d.click(&d.find("button.link").unwrap()).unwrap();
     assert!(d.current_url().unwrap().ends_with("/console/login"));
     browser.sign_in(&server, "val", &val_secret);
-    assert_eq!(browser.heading(), "Fleet overview");
+    browser.expect_heading("Fleet overview");
     d.navigate(&format!("{}/console/policies/default", server.url))
         .unwrap();
     assert_eq!(d.find_all("#preview-form").unwrap().len(), 0);
@@ -898,19 +918,19 @@ fn identity_sources_and_webhooks_are_configured_and_tested_in_the_browser() {
     let browser = Browser::start();
     let d = &browser.driver;
     browser.sign_in(&server, "ada", &secret);
-    assert_eq!(browser.heading(), "Fleet overview");
+    browser.expect_heading("Fleet overview");
 
     // An Okta source, created through its form and tested.
     d.navigate(&format!("{}/console/identity", server.url))
         .unwrap();
     d.click(&d.find("#add-okta").unwrap()).unwrap();
-    assert_eq!(browser.heading(), "New Okta source");
+    browser.expect_heading("New Okta source");
     fill(d, "#f-name", "okta-acme");
     fill(d, "#f-interval_minutes", "30");
     fill(d, "#f-base_url", &okta.url);
     fill(d, "#f-api_token", "e2e-okta-token");
     d.click(&d.find("#save-source").unwrap()).unwrap();
-    assert_eq!(browser.heading(), "Identity sources");
+    browser.expect_heading("Identity sources");
     d.click(
         &d.find("tr[data-source='okta-acme'] button.test-connection")
             .unwrap(),
@@ -956,9 +976,19 @@ fn identity_sources_and_webhooks_are_configured_and_tested_in_the_browser() {
     )
     .unwrap();
     d.click(&d.find("#save-hook").unwrap()).unwrap();
-    assert_eq!(browser.heading(), "Webhooks");
+    browser.expect_heading("Webhooks");
     d.click(&d.find("button.send-test").unwrap()).unwrap();
-    let notice = d.text(&d.find("#notice").unwrap()).unwrap();
+    let notice = wait_for(
+        Duration::from_secs(10),
+        "the test delivery's answer",
+        || {
+            d.find("#notice")
+                .and_then(|n| d.text(&n))
+                .ok()
+                .filter(|text| text.contains("answered HTTP"))
+        },
+    )
+    .unwrap();
     assert!(notice.contains("answered HTTP 200"), "{notice}");
     let got = receiver.received();
     assert_eq!(got.len(), 1, "{got:?}");
@@ -1008,7 +1038,7 @@ fn releases_are_uploaded_verified_and_assigned_a_channel_in_the_browser() {
     let d = &browser.driver;
     d.navigate(&format!("{}/console/releases", server.url))
         .unwrap();
-    assert_eq!(browser.heading(), "Releases");
+    browser.expect_heading("Releases");
 
     let upload = |version: &str, signature: &str| {
         fill(d, "input[name=version]", version);
