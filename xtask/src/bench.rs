@@ -233,7 +233,7 @@ fn agent_idle(args: &[String]) -> anyhow::Result<()> {
         Command::new(&tandem)
             .env("TANDEM_DATA_DIR", &data)
             .env("TANDEM_CREDENTIAL_STORE", "file")
-            .args(["enroll", "--server", &url, &format!("--secret={secret}")]),
+            .args(["enroll", "--server", &url, "--secret", &secret]),
     )?;
     let child = Command::new(&tandem)
         .env("TANDEM_DATA_DIR", &data)
@@ -298,7 +298,7 @@ fn agent_day() -> anyhow::Result<()> {
         Command::new(bin.join("tandem"))
             .env("TANDEM_DATA_DIR", &data)
             .env("TANDEM_CREDENTIAL_STORE", "file")
-            .args(["enroll", "--server", &url, &format!("--secret={secret}")]),
+            .args(["enroll", "--server", &url, "--secret", &secret]),
     )?;
     println!("bench agent-day: one simulated day of an enrolled agent (release build)");
     run_cmd(

@@ -277,7 +277,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let mut enroll = session.command(bin.join("tandem"));
     app_env(&mut enroll);
-    output(enroll.args(["enroll", "--server", &url, &format!("--secret={secret}")]))?;
+    output(enroll.args(["enroll", "--server", &url, "--secret", &secret]))?;
 
     let mut bare = session.command(bin.join("tandem-bench-bare-tray"));
     let bare_pid = session.spawn(&mut bare)?;

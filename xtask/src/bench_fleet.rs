@@ -150,7 +150,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         sim_run += 1;
         let mut command = with_fd_limit(&sim_bin);
         command
-            .args(["--server", &server.url, &format!("--secret={secret}")])
+            .args(["--server", &server.url, "--secret", &secret])
             .args(["--server-pid", &server.pid.to_string()])
             .args(["--name", &format!("run{sim_run}")])
             .args(extra);
@@ -316,7 +316,7 @@ fn longpolls(sim_bin: &Path, server: &Server, secret: &str, n: usize) -> anyhow:
         let agents = n / procs + usize::from(k < n % procs);
         let mut command = with_fd_limit(sim_bin);
         command
-            .args(["--server", &server.url, &format!("--secret={secret}")])
+            .args(["--server", &server.url, "--secret", secret])
             .args(["--name", &format!("poll{k}")])
             .args(["--source-addrs", "4", "--first-source"])
             .arg((1 + 4 * k).to_string());

@@ -145,7 +145,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let tandem = bin.join("tandem");
     run_cmd(
         Command::new(&tandem)
-            .args(["enroll", "--server", &url, &format!("--secret={secret}")])
+            .args(["enroll", "--server", &url, "--secret", &secret])
             .env("TANDEM_DATA_DIR", &agent_dir)
             .env("TANDEM_CREDENTIAL_STORE", store),
     )?;
