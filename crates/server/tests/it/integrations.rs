@@ -389,19 +389,7 @@ async fn an_okta_source_is_created_tested_edited_and_deleted_in_the_console(back
         .await
         .unwrap()
         .is_empty());
-    let audit = server
-        .app()
-        .store()
-        .list_audit(&AuditQuery {
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mine: Vec<_> = audit
-        .iter()
-        .filter(|e| e.target == "identity_source:okta-main")
-        .collect();
+    let mine = audit_of(&**server.app().store(), "identity_source:okta-main").await;
     assert_eq!(mine.len(), 4, "create, two updates, delete");
     assert!(mine.iter().all(|e| e.actor == "admin:root"));
     let text = serde_json::to_string(&mine).unwrap();
@@ -660,19 +648,7 @@ async fn a_console_webhook_is_signed_tested_and_used_without_a_restart(backend: 
         .await
         .unwrap()
         .is_empty());
-    let audit = server
-        .app()
-        .store()
-        .list_audit(&AuditQuery {
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mine: Vec<_> = audit
-        .iter()
-        .filter(|e| e.target == format!("webhook:{id}"))
-        .collect();
+    let mine = audit_of(&**server.app().store(), &format!("webhook:{id}")).await;
     assert_eq!(mine.len(), 3, "create, update, delete");
     let text = serde_json::to_string(&mine).unwrap();
     assert!(!text.contains("receiver-secret") && !text.contains("rotated-secret"));
@@ -763,4 +739,18 @@ async fn the_admin_api_manages_stored_sources_too(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
+}
+
+/// The newest audit entries (up to 100) about `target`.
+async fn audit_of(store: &dyn store::Store, target: &str) -> Vec<store::AuditEntry> {
+    store
+        .list_audit(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.target == target)
+        .collect()
 }
