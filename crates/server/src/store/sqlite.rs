@@ -2350,10 +2350,10 @@ async fn ingest_batch_in(
         .map(|r| (r.device_id.to_string(), r.report.report_id.to_string()))
         .collect();
     // A report repeated inside the batch is a replay of its first copy.
-    let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
     let mut candidates = Vec::with_capacity(reports.len());
     for (i, (device, report)) in keys.iter().enumerate() {
-        if first_of_key.insert((device, report), i).is_none() {
+        if seen.insert((device, report)) {
             candidates.push(i);
         }
     }
