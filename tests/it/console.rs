@@ -820,9 +820,16 @@ impl LocalHttp {
                     let (status, extra, text) = respond(&request, &base);
                     log.lock().unwrap().push(request);
                     let mut answer = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
                         text.len()
                     );
+                    // JSON unless the answer says otherwise (the fake provider's HTML page).
+                    if !extra
+                        .iter()
+                        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                    {
+                        answer.push_str("Content-Type: application/json\r\n");
+                    }
                     for (k, v) in extra {
                         answer.push_str(&format!("{k}: {v}\r\n"));
                     }
@@ -1104,4 +1111,295 @@ fn releases_are_uploaded_verified_and_assigned_a_channel_in_the_browser() {
         .unwrap();
     browser.shot("releases");
     copy_to_docs("releases", "releases");
+}
+
+// --- OpenID Connect sign-in through a fake identity provider (issue 7) ----------------------
+
+const OIDC_CLIENT_ID: &str = "tandem-console";
+const OIDC_CLIENT_SECRET: &str = "e2e-oidc-client-secret";
+/// Bob's object id in the fake "Entra" tenant.
+const ENTRA_OBJECT_ID: &str = "7d3c0a3e-5b1f-4d6e-9a51-0f4e2b9c8d71";
+
+/// The provider's issuer: `localhost`, while the console is reached at `127.0.0.1`, so that
+/// the provider is another site and the browser applies its cross-site cookie rules.
+fn oidc_issuer(base: &str) -> String {
+    base.replace("127.0.0.1", "localhost")
+}
+
+/// Form or query fields, decoded.
+fn form_fields(encoded: &str) -> std::collections::HashMap<String, String> {
+    reqwest::Url::parse(&format!("http://x/?{encoded}"))
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn oidc_key() -> ring::signature::RsaKeyPair {
+    use base64::Engine as _;
+    let pem = include_str!("../../crates/server/test-data/oidc/rsa-a.pem");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap()
+}
+
+/// A fake identity provider. It keeps no state: the code it hands out carries the nonce,
+/// the PKCE challenge and the redirect URI of its authorization request, which the token
+/// endpoint checks the verifier and the client's secret against before it signs an RS256
+/// ID token for alice@example.com.
+fn oidc_provider_answer(r: &Received, base: &str) -> Answer {
+    let issuer = oidc_issuer(base);
+    let (path, query) = r.target.split_once('?').unwrap_or((&r.target, ""));
+    match path {
+        "/.well-known/openid-configuration" => {
+            let doc = json!({"issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/authorize"),
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/jwks"),
+                "token_endpoint_auth_methods_supported": ["client_secret_basic"]});
+            (200, vec![], doc.to_string())
+        }
+        "/jwks" => {
+            let key = oidc_key();
+            let c = ring::signature::RsaPublicKeyComponents::<Vec<u8>>::from(key.public());
+            let jwks = json!({"keys": [{"kty": "RSA", "kid": "e2e", "use": "sig", "alg": "RS256",
+                "n": b64url(&c.n), "e": b64url(&c.e)}]});
+            (200, vec![], jwks.to_string())
+        }
+        "/authorize" => {
+            let q = form_fields(query);
+            if q.get("code_challenge_method").map(String::as_str) != Some("S256")
+                || q.get("client_id").map(String::as_str) != Some(OIDC_CLIENT_ID)
+            {
+                return (400, vec![], "{}".into());
+            }
+            let code = |who: &str| {
+                b64url(
+                    json!({"nonce": q["nonce"], "challenge": q["code_challenge"],
+                           "redirect_uri": q["redirect_uri"], "who": who})
+                    .to_string()
+                    .as_bytes(),
+                )
+            };
+            // The provider's own page: a person approves, and the form takes the browser
+            // back. Bob's answer is Microsoft Entra's: no email_verified, an object id.
+            let form = |who: &str, id: &str, label: &str| {
+                format!(
+                    "<form method=\"get\" action=\"{}\">\
+                     <input type=\"hidden\" name=\"code\" value=\"{}\">\
+                     <input type=\"hidden\" name=\"state\" value=\"{}\">\
+                     <button id=\"{id}\">{label}</button></form>",
+                    q["redirect_uri"],
+                    code(who),
+                    q["state"]
+                )
+            };
+            let page = format!(
+                "<!doctype html><title>Fake IdP</title><h1>Fake IdP</h1>{}{}",
+                form("alice", "approve", "Continue as alice@example.com"),
+                form(
+                    "bob",
+                    "approve-entra",
+                    "Continue as bob@example.com (Entra)"
+                )
+            );
+            (
+                200,
+                vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+                page,
+            )
+        }
+        "/token" => {
+            use base64::Engine as _;
+            use sha2::Digest as _;
+            let basic = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{OIDC_CLIENT_ID}:{OIDC_CLIENT_SECRET}"))
+            );
+            if r.header("authorization") != Some(basic.as_str()) {
+                return (401, vec![], json!({"error": "invalid_client"}).to_string());
+            }
+            let form = form_fields(&String::from_utf8_lossy(&r.body));
+            let Some(grant) = form
+                .get("code")
+                .and_then(|c| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(c)
+                        .ok()
+                })
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            else {
+                return (400, vec![], json!({"error": "invalid_grant"}).to_string());
+            };
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            let challenge = b64url(&sha2::Sha256::digest(verifier.as_bytes()));
+            if grant["challenge"] != challenge.as_str()
+                || grant["redirect_uri"]
+                    != form
+                        .get("redirect_uri")
+                        .map(String::as_str)
+                        .unwrap_or_default()
+            {
+                return (400, vec![], json!({"error": "invalid_grant"}).to_string());
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let claims = if grant["who"] == "bob" {
+                json!({"iss": issuer, "aud": OIDC_CLIENT_ID, "sub": "pairwise-e2e-bob",
+                    "oid": ENTRA_OBJECT_ID, "email": "bob@example.com", "nonce": grant["nonce"],
+                    "iat": now, "exp": now + 300, "amr": ["pwd", "mfa"]})
+            } else {
+                json!({"iss": issuer, "aud": OIDC_CLIENT_ID, "sub": "00u-e2e-alice",
+                    "email": "alice@example.com", "email_verified": true, "nonce": grant["nonce"],
+                    "iat": now, "exp": now + 300, "amr": ["pwd", "otp"]})
+            };
+            let input = format!(
+                "{}.{}",
+                b64url(json!({"alg": "RS256", "kid": "e2e"}).to_string().as_bytes()),
+                b64url(claims.to_string().as_bytes())
+            );
+            let key = oidc_key();
+            let mut signature = vec![0; key.public().modulus_len()];
+            key.sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut signature,
+            )
+            .unwrap();
+            let token = json!({"access_token": "at", "token_type": "Bearer",
+                "id_token": format!("{input}.{}", b64url(&signature))});
+            (200, vec![], token.to_string())
+        }
+        _ => (404, vec![], "{}".into()),
+    }
+}
+
+#[test]
+fn sign_in_with_the_identity_provider_lands_on_the_fleet_and_a_forged_state_is_refused() {
+    let idp = LocalHttp::start(oidc_provider_answer);
+    let issuer = oidc_issuer(&idp.url);
+    // The public URL must be known before the server picks its port: a proxy in front of
+    // it, as in a real deployment, holds the address.
+    let proxy = tandem_e2e::proxy::Proxy::start("http://127.0.0.1:9").unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("oidc-client-secret");
+    std::fs::write(&secret_file, format!("{OIDC_CLIENT_SECRET}\n")).unwrap();
+    let server = Server::start_sqlite_with_args(&[
+        "--public-url",
+        &proxy.url,
+        "--oidc-issuer",
+        &issuer,
+        "--oidc-client-id",
+        OIDC_CLIENT_ID,
+        "--oidc-client-secret-file",
+        secret_file.to_str().unwrap(),
+        "--oidc-name",
+        "Okta",
+    ])
+    .unwrap();
+    proxy.set_upstream(&server.url).unwrap();
+    console_account(&server, "alice@example.com", "admin");
+
+    let browser = Browser::start();
+    let d = &browser.driver;
+    d.navigate(&format!("{}/console/login", proxy.url)).unwrap();
+    let button = d.find("#sign-in-oidc").unwrap();
+    assert_eq!(d.text(&button).unwrap(), "Sign in with Okta");
+    browser.shot("login-oidc");
+    copy_to_docs("login-oidc", "login-oidc");
+    d.click(&button).unwrap();
+    // At the provider (another site), then back through the callback to the overview,
+    // without any TOTP prompt.
+    browser.expect_heading("Fake IdP");
+    assert!(d.current_url().unwrap().starts_with(&issuer));
+    d.click(&d.find("#approve").unwrap()).unwrap();
+    browser.expect_heading("Fleet overview");
+    assert_eq!(
+        d.text(&d.find(".user").unwrap()).unwrap(),
+        "alice@example.com"
+    );
+    assert!(d.current_url().unwrap().starts_with(&proxy.url));
+    assert!(idp
+        .received()
+        .iter()
+        .any(|r| r.method == "POST" && r.target == "/token"));
+
+    // Bob's provider vouches for no email (Entra): refused until alice links his object id
+    // on the Admins page.
+    console_account(&server, "bob@example.com", "viewer");
+    let bob_row = "tr[data-username=\"bob@example.com\"]";
+    d.navigate(&format!("{}/console/admins", proxy.url))
+        .unwrap();
+    browser.expect_heading("Admins & roles");
+    d.click(
+        &d.find(&format!("{bob_row} select[name=claim] option[value=oid]"))
+            .unwrap(),
+    )
+    .unwrap();
+    fill(
+        d,
+        &format!("{bob_row} input[name=subject]"),
+        ENTRA_OBJECT_ID,
+    );
+    d.click(
+        &d.find(&format!("{bob_row} form.oidc-link-form button"))
+            .unwrap(),
+    )
+    .unwrap();
+    let linked = wait_for(Duration::from_secs(10), "bob's link", || {
+        d.find(&format!("{bob_row} .oidc-link code"))
+            .and_then(|c| d.text(&c))
+            .ok()
+    })
+    .unwrap();
+    assert_eq!(linked, format!("oid:{ENTRA_OBJECT_ID}"));
+    browser.shot("admins-oidc-link");
+    d.click(&d.find(".who button").unwrap()).unwrap();
+    // Signed out: the sign-in page (found by its button; the implicit wait covers the load).
+    d.click(&d.find("#sign-in-oidc").unwrap()).unwrap();
+    browser.expect_heading("Fake IdP");
+    d.click(&d.find("#approve-entra").unwrap()).unwrap();
+    browser.expect_heading("Fleet overview");
+    assert_eq!(
+        d.text(&d.find(".user").unwrap()).unwrap(),
+        "bob@example.com"
+    );
+
+    // A callback whose state is not this browser's sign-in is refused, whatever its code.
+    d.navigate(&format!("{}/console/oidc/start", proxy.url))
+        .unwrap();
+    browser.expect_heading("Fake IdP");
+    let tokens_before = idp
+        .received()
+        .iter()
+        .filter(|r| r.target == "/token")
+        .count();
+    d.navigate(&format!(
+        "{}/console/oidc/callback?code=stolen&state=forged",
+        proxy.url
+    ))
+    .unwrap();
+    browser.expect_heading("Sign-in refused");
+    let error = d.text(&d.find("#oidc-error").unwrap()).unwrap();
+    assert!(error.contains("state mismatch"), "{error}");
+    browser.shot("login-oidc-state-mismatch");
+    assert_eq!(
+        idp.received()
+            .iter()
+            .filter(|r| r.target == "/token")
+            .count(),
+        tokens_before,
+        "a forged state never reaches the token endpoint"
+    );
 }

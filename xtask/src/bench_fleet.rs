@@ -383,6 +383,8 @@ impl Server {
             // The fleet enrols from one host and reports more often than real agents.
             .env("TANDEM_SERVER_ENROLL_RATE_LIMIT", "0")
             .env("TANDEM_SERVER_TOKEN_RATE_LIMIT", "0")
+            // The run's own key, not one in the data dir of whoever runs the bench.
+            .env("TANDEM_SECRETS_KEY_FILE", dir.join("secrets.key"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(log)

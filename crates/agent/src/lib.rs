@@ -743,12 +743,15 @@ impl Agent {
         ctx: &nudge::UserContext,
     ) -> Result<Option<Nudge>, AgentError> {
         let now = Utc::now();
-        if self.state().paused_until.is_some_and(|t| t > now) {
-            return Ok(None);
-        }
         let Some(decision) = nudge::decide(items, &policy.nudges, &history, ctx, now) else {
             return Ok(None);
         };
+        if let Some(until) = self.state().paused_until.filter(|t| *t > now) {
+            // Each tick a pause holds a reminder back says so: "why was I not reminded" has
+            // an answer in the log, and tests can wait for it instead of for the clock.
+            tracing::info!(check = %decision.check_id, %until, "reminder held: paused");
+            return Ok(None);
+        }
         history.record_shown(decision.check_id, now);
         self.inner.store.put(KEY_NUDGES, &history).await?;
         self.push_check_event(

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use chrono::Utc;
+use chrono::{SecondsFormat, Utc};
 use clap::{Parser, Subcommand};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
@@ -335,7 +335,7 @@ async fn enroll_one(sim: &Sim, secret: &str, name: &str, i: usize) -> Result<Age
 
 /// A report like the agent's: 11 results with evidence and remediation, an inventory and
 /// an event. The id and send time are placeholders filled per request.
-fn report_template(name: &str, i: usize) -> Result<String> {
+fn report_template(name: &str, i: usize) -> Result<ReportTemplate> {
     let now = Utc::now();
     let status = |id: CheckId| match (id, i % 7) {
         (CheckId::OsUpdates, 0 | 3) => Status::Fail,
@@ -398,9 +398,40 @@ fn report_template(name: &str, i: usize) -> Result<String> {
         policy_etag: None,
     };
     let mut value = serde_json::to_value(&report)?;
-    value["report_id"] = json!("@@REPORT_ID@@");
-    value["sent_at"] = json!("@@SENT_AT@@");
-    Ok(serde_json::to_string(&value)?)
+    value["report_id"] = json!(REPORT_ID_MARK);
+    value["sent_at"] = json!(SENT_AT_MARK);
+    ReportTemplate::split(&serde_json::to_string(&value)?)
+}
+
+const REPORT_ID_MARK: &str = "@@REPORT_ID@@";
+const SENT_AT_MARK: &str = "@@SENT_AT@@";
+
+/// A report body cut at its report id and send time, so that each report is the parts
+/// concatenated around fresh values.
+struct ReportTemplate {
+    before_id: String,
+    between: String,
+    after_sent_at: String,
+}
+
+impl ReportTemplate {
+    fn split(json: &str) -> Result<ReportTemplate> {
+        let (before_id, rest) = json
+            .split_once(REPORT_ID_MARK)
+            .context("the template has no report id mark")?;
+        let (between, after_sent_at) = rest
+            .split_once(SENT_AT_MARK)
+            .context("the template has no send time after the report id")?;
+        Ok(ReportTemplate {
+            before_id: before_id.to_owned(),
+            between: between.to_owned(),
+            after_sent_at: after_sent_at.to_owned(),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.before_id.len() + self.between.len() + self.after_sent_at.len()
+    }
 }
 
 /// Sorted-sample percentile in milliseconds.
@@ -477,9 +508,18 @@ async fn ingest(
             let mut next = first;
             while next < end {
                 tokio::time::sleep_until(next).await;
-                let body = template
-                    .replacen("@@REPORT_ID@@", &Uuid::now_v7().to_string(), 1)
-                    .replacen("@@SENT_AT@@", &Utc::now().to_rfc3339(), 1);
+                // One allocation a report: the simulator shares the cores with the server,
+                // so what it spends is taken from the figures it measures.
+                let id = Uuid::now_v7();
+                let mut id_buf = Uuid::encode_buffer();
+                let id = id.hyphenated().encode_lower(&mut id_buf);
+                let sent_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+                let mut body = String::with_capacity(template.len() + id.len() + sent_at.len());
+                body.push_str(&template.before_id);
+                body.push_str(id);
+                body.push_str(&template.between);
+                body.push_str(&sent_at);
+                body.push_str(&template.after_sent_at);
                 let sent = Instant::now();
                 let answer = agent
                     .client

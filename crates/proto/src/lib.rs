@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod check;
 pub mod policy;
 pub mod state;
+pub mod thresholds;
 pub mod v1;
 
 pub use check::{CheckId, CheckResult, Owner, Remediation, RemediationAction, Status};

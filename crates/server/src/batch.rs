@@ -36,6 +36,8 @@ pub struct QueuedReport {
     pub report: StatusReport,
     pub raw: String,
     pub received_at: DateTime<Utc>,
+    /// `report.results` as JSON, serialized by the handler so the writer need not.
+    pub result_texts: Vec<String>,
 }
 
 type Reply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
@@ -105,6 +107,7 @@ async fn write_reports(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(QueuedRepo
                 report: &r.report,
                 raw: &r.raw,
                 received_at: r.received_at,
+                result_texts: Some(&r.result_texts),
             })
             .collect();
         match store.ingest_reports(&news).await {

@@ -25,6 +25,11 @@ pub struct Config {
     pub webhook_retry: RetryPolicy,
     /// Enrolments allowed per source address; `None` for no limit.
     pub enroll_rate_limit: Option<RateLimit>,
+    /// Console sign-in attempts (password form and OpenID Connect callback) allowed per
+    /// source address; `None` for no limit. The per-account lockout stops guessing one
+    /// account; this bounds what one address can make the server do (argon2, audit rows,
+    /// calls to the identity provider) across all of them.
+    pub sign_in_rate_limit: Option<RateLimit>,
     /// Reports waiting to be written at most; past it, reports are refused with 503 and
     /// `Retry-After` until the database catches up.
     pub report_queue: usize,
@@ -43,7 +48,45 @@ pub struct Config {
     /// The address agents reach the server at (`https://tandem.example.com`), for the
     /// artifact URLs in update answers; `None` takes it from each request's `Host`.
     pub public_url: Option<String>,
+    /// The file holding the key that seals identity-source and webhook credentials in the
+    /// database (`secrets.rs`); `None`: `secrets.key` next to a SQLite database, or in the
+    /// data dir with PostgreSQL, created when missing. Replicas must share one key.
+    pub secrets_key_file: Option<PathBuf>,
+    /// OpenID Connect sign-in to the console; `None` offers the password sign-in only. Needs
+    /// `public_url`, from which the redirect URI is derived.
+    pub oidc: Option<OidcConfig>,
 }
+
+/// The console's OpenID Connect client registration at the organisation's identity provider.
+#[derive(Clone)]
+pub struct OidcConfig {
+    /// The issuer exactly as the provider's discovery document names it
+    /// (`https://acme.okta.com`); discovery is fetched from
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// Never logged or shown (see the `Debug` implementation).
+    pub client_secret: String,
+    /// The button's words after "Sign in with", e.g. "Okta".
+    pub display_name: String,
+    /// The scopes asked for; `openid` is always among them.
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("display_name", &self.display_name)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The scopes asked for when none are configured: the subject, and the email that links a
+/// provider account to a console account on its first sign-in.
+pub const DEFAULT_OIDC_SCOPES: [&str; 3] = ["openid", "email", "profile"];
 
 /// A token bucket: `burst` at once, refilled at `per_minute`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +99,13 @@ pub struct RateLimit {
 pub const DEFAULT_ENROLL_RATE_LIMIT: RateLimit = RateLimit {
     per_minute: 60,
     burst: 30,
+};
+
+/// A person signs in a few times a day; an office behind one address, a few dozen times an
+/// hour.
+pub const DEFAULT_SIGN_IN_RATE_LIMIT: RateLimit = RateLimit {
+    per_minute: 20,
+    burst: 20,
 };
 
 /// An agent makes a long-poll a minute and a report every quarter hour; an admin script a
@@ -86,6 +136,7 @@ impl Config {
             webhooks: Vec::new(),
             webhook_retry: RetryPolicy::default(),
             enroll_rate_limit: Some(DEFAULT_ENROLL_RATE_LIMIT),
+            sign_in_rate_limit: Some(DEFAULT_SIGN_IN_RATE_LIMIT),
             token_rate_limit: Some(DEFAULT_TOKEN_RATE_LIMIT),
             report_retention: DEFAULT_REPORT_RETENTION,
             report_queue: crate::batch::REPORT_QUEUE,
@@ -93,6 +144,8 @@ impl Config {
             tls: None,
             updater_public_key: None,
             public_url: None,
+            secrets_key_file: None,
+            oidc: None,
         }
     }
 }

@@ -53,6 +53,7 @@ pub mod overdue;
 pub mod policy;
 pub mod releases;
 pub mod retention;
+pub mod secrets;
 pub mod store;
 pub mod tls;
 pub mod webhooks;
@@ -84,6 +85,8 @@ pub enum ServerError {
     InvalidArgument(String),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Secrets(#[from] secrets::SecretsError),
 }
 
 /// A keyed limiter for `limit`; `None` when either figure is 0 (the limit is off).
@@ -198,14 +201,32 @@ impl App {
     ) -> Result<App, ServerError> {
         let store = store::open(&config.database_url, &config.store).await?;
         let signer = PolicySigner::load_or_create(&*store, clock.now()).await?;
+        let secrets_key =
+            secrets::load_for(config.secrets_key_file.as_deref(), &config.database_url)?;
+        // Credentials an older server stored in the clear are sealed before anyone reads them.
+        secrets::seal_existing(&*store, &secrets_key).await?;
         let shutdown = CancellationToken::new();
         let webhooks = webhooks::Webhooks::start(
             config.webhooks.clone(),
             config.webhook_retry.clone(),
             shutdown.clone(),
+            secrets_key.clone(),
         );
         // The console's hooks count from the first request on.
         webhooks.reload(&*store).await?;
+        let oidc = match &config.oidc {
+            None => None,
+            Some(oidc) => {
+                let public_url = config.public_url.as_deref().ok_or_else(|| {
+                    ServerError::InvalidArgument(
+                        "OpenID Connect sign-in needs the public URL (--public-url), from which its redirect URI is made".into(),
+                    )
+                })?;
+                let client = console::oidc::Oidc::new(oidc.clone(), public_url)
+                    .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
+                Some(Arc::new(client))
+            }
+        };
         let writers = batch::Writers::start(Arc::clone(&store), config.report_queue);
         Ok(App {
             state: Arc::new(AppState {
@@ -218,8 +239,10 @@ impl App {
                 identity_sources: config.identity_sources.clone(),
                 webhooks,
                 webhook_configs: config.webhooks.clone(),
+                secrets: secrets_key,
                 metrics: Arc::new(metrics::Metrics::default()),
                 enroll_limiter: config.enroll_rate_limit.and_then(keyed_limiter),
+                sign_in_limiter: config.sign_in_rate_limit.and_then(keyed_limiter),
                 token_limiter: config.token_rate_limit.and_then(keyed_limiter),
                 trusted_proxies: config.trusted_proxies.clone(),
                 report_retention: config.report_retention,
@@ -231,6 +254,7 @@ impl App {
                     public_url: config.public_url.clone(),
                     tls: config.tls.is_some(),
                 },
+                oidc,
             }),
         })
     }
@@ -305,6 +329,23 @@ impl App {
         .map_err(ServerError::InvalidArgument)
     }
 
+    /// Seals every stored credential again with the key in `new_key_file` (created when
+    /// missing); the servers must then be given that file in place of their current one.
+    /// Returns the new key's id and how many records were sealed again.
+    pub async fn rotate_secrets_key(
+        &self,
+        new_key_file: &std::path::Path,
+    ) -> Result<(String, usize), ServerError> {
+        let (new, _) = secrets::SecretsKey::load_or_create(new_key_file)?;
+        let n = secrets::rotate(&*self.state.store, &self.state.secrets, &new)
+            .await
+            .map_err(|e| match e {
+                secrets::RotateError::Store(e) => ServerError::Store(e),
+                other => ServerError::InvalidArgument(other.to_string()),
+            })?;
+        Ok((new.id().to_owned(), n))
+    }
+
     /// The fleet compliance CSV, as `GET /api/v1/admin/export/compliance.csv` serves it.
     pub async fn compliance_csv(&self) -> Result<Vec<u8>, ServerError> {
         let devices = export::all_devices(&*self.state.store).await?;
@@ -318,8 +359,14 @@ impl App {
         let s = &self.state;
         let http = identity::sources::http_client();
         let mut health = Vec::new();
-        for (source, _) in identity::sources::all_sources(&s.identity_sources, &*s.store).await? {
+        let (sources, faults) =
+            identity::sources::sources_and_faults(&s.identity_sources, &*s.store, &s.secrets)
+                .await?;
+        for (source, _) in sources {
             health.push(identity::sources::poll_once(&source, &*s.store, &*s.clock, &http).await);
+        }
+        for fault in faults {
+            health.push(identity::sources::record_unreadable(&fault, &*s.store, &*s.clock).await);
         }
         Ok(health)
     }
@@ -387,6 +434,7 @@ impl App {
             Arc::clone(&self.state.clock),
             identity::sources::POLL_TICK,
             shutdown.clone(),
+            self.state.secrets.clone(),
         ));
         // Hooks changed through another replica arrive on the next refresh.
         drop(self.state.webhooks.spawn_refresher(

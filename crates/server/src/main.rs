@@ -44,10 +44,46 @@ struct DatabaseArgs {
         value_name = "DIR"
     )]
     data_dir: Option<PathBuf>,
+    /// The key that encrypts identity-source and webhook credentials in the database: a
+    /// file of 32 random bytes (or their base64), created 0600 when missing. Default:
+    /// `secrets.key` next to the SQLite database; with PostgreSQL, in the data dir, and
+    /// then every replica must be given a copy of the same file.
+    #[arg(
+        long,
+        global = true,
+        env = "TANDEM_SECRETS_KEY_FILE",
+        value_name = "FILE"
+    )]
+    secrets_key_file: Option<PathBuf>,
 }
 
 impl DatabaseArgs {
     /// The database URL to use, creating the data dir when the default file lives there.
+    /// The secrets key file to use: the one given; with PostgreSQL, `secrets.key` in the
+    /// data dir (created), with a warning that replicas must share it; else `None`, which
+    /// puts it next to the SQLite database.
+    fn secrets_key_file(&self, database_url: &str) -> Result<Option<PathBuf>> {
+        if let Some(file) = &self.secrets_key_file {
+            return Ok(Some(file.clone()));
+        }
+        if database_url.starts_with("sqlite:") {
+            return Ok(None);
+        }
+        let dir = match &self.data_dir {
+            Some(dir) => dir.clone(),
+            None => default_data_dir().unwrap_or_else(|| PathBuf::from(".")),
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("could not create the data dir {}", dir.display()))?;
+        let file = dir.join(tandem_server::secrets::KEY_FILE);
+        tracing::warn!(
+            path = %file.display(),
+            "no --secrets-key-file given: the key that encrypts stored credentials is this \
+             machine's file; every replica on this database must use a copy of the same file"
+        );
+        Ok(Some(file))
+    }
+
     fn url(&self) -> Result<String> {
         if let Some(url) = &self.database {
             return Ok(url.clone());
@@ -61,6 +97,44 @@ impl DatabaseArgs {
             .with_context(|| format!("could not create the data dir {}", dir.display()))?;
         Ok(sqlite_url_in(&dir))
     }
+}
+
+/// OpenID Connect sign-in to the console (docs/deploy/oidc.md).
+#[derive(Debug, Args)]
+struct OidcArgs {
+    /// OpenID Connect sign-in to the console: the identity provider's issuer, exactly as
+    /// its discovery document names it (e.g. https://acme.okta.com). Needs
+    /// --oidc-client-id, a client secret and --public-url; the redirect URI to register
+    /// is {public-url}/console/oidc/callback. The client secret is read from
+    /// TANDEM_SERVER_OIDC_CLIENT_SECRET or --oidc-client-secret-file, never a flag.
+    #[arg(
+        long,
+        env = "TANDEM_SERVER_OIDC_ISSUER",
+        value_name = "URL",
+        requires = "oidc_client_id"
+    )]
+    oidc_issuer: Option<String>,
+    /// The console's client id at the identity provider.
+    #[arg(
+        long,
+        env = "TANDEM_SERVER_OIDC_CLIENT_ID",
+        value_name = "ID",
+        requires = "oidc_issuer"
+    )]
+    oidc_client_id: Option<String>,
+    /// A file holding the client secret (its first line), e.g. a systemd credential.
+    #[arg(
+        long,
+        env = "TANDEM_SERVER_OIDC_CLIENT_SECRET_FILE",
+        value_name = "FILE"
+    )]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// The button's words after "Sign in with" (default: "single sign-on").
+    #[arg(long, env = "TANDEM_SERVER_OIDC_NAME", value_name = "NAME")]
+    oidc_name: Option<String>,
+    /// The scopes to ask for, space-separated (default: "openid email profile").
+    #[arg(long, env = "TANDEM_SERVER_OIDC_SCOPES", value_name = "SCOPES")]
+    oidc_scopes: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +154,10 @@ enum Command {
         /// limit off, e.g. for a fleet simulator enrolling thousands of agents from one host.
         #[arg(long, env = "TANDEM_SERVER_ENROLL_RATE_LIMIT", value_name = "N")]
         enroll_rate_limit: Option<u32>,
+        /// Console sign-in attempts (password form and single-sign-on callback) allowed per
+        /// source address per minute (also the burst); 0 turns the limit off. Default: 20.
+        #[arg(long, env = "TANDEM_SERVER_SIGN_IN_RATE_LIMIT", value_name = "N")]
+        sign_in_rate_limit: Option<u32>,
         /// Requests allowed per device or API token per minute (also the burst); 0 turns the
         /// limit off. Default: 300 a minute with bursts of 100.
         #[arg(long, env = "TANDEM_SERVER_TOKEN_RATE_LIMIT", value_name = "N")]
@@ -121,6 +199,10 @@ enum Command {
         /// (default: the `Host` each agent asked).
         #[arg(long, env = "TANDEM_SERVER_PUBLIC_URL", value_name = "URL")]
         public_url: Option<String>,
+        /// OpenID Connect sign-in to the console (boxed: the flags would make this
+        /// variant much larger than the others).
+        #[command(flatten)]
+        oidc: Box<OidcArgs>,
     },
     /// Manage enrolment secrets.
     #[command(subcommand)]
@@ -137,6 +219,19 @@ enum Command {
     /// Manage IT console accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Manage the key that encrypts stored credentials (--secrets-key-file).
+    #[command(subcommand)]
+    SecretsKey(SecretsKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsKeyCommand {
+    /// Encrypt every stored credential again with a new key file (created when missing),
+    /// then give every server that file in place of the current one and restart them.
+    Rotate {
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,12 +317,14 @@ fn main() -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     let url = cli.db.url()?;
     let mut config = Config::new(url);
+    config.secrets_key_file = cli.db.secrets_key_file(&config.database_url)?;
     match cli.command {
         Command::Serve {
             listen,
             identity_sources,
             webhooks,
             enroll_rate_limit,
+            sign_in_rate_limit,
             token_rate_limit,
             trusted_proxies,
             report_retention_days,
@@ -235,7 +332,31 @@ async fn run(cli: Cli) -> Result<()> {
             tls_key,
             updater_pubkey,
             public_url,
+            oidc,
         } => {
+            let OidcArgs {
+                oidc_issuer,
+                oidc_client_id,
+                oidc_client_secret_file,
+                oidc_name,
+                oidc_scopes,
+            } = *oidc;
+            if let (Some(issuer), Some(client_id)) = (oidc_issuer, oidc_client_id) {
+                let client_secret = oidc_client_secret(oidc_client_secret_file.as_deref())?;
+                config.oidc = Some(tandem_server::config::OidcConfig {
+                    issuer,
+                    client_id,
+                    client_secret,
+                    display_name: oidc_name
+                        .filter(|n| !n.trim().is_empty())
+                        .unwrap_or_else(|| "single sign-on".to_owned()),
+                    scopes: oidc_scopes
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect(),
+                });
+            }
             if let Some(key) = &updater_pubkey {
                 tandem_server::releases::check_public_key(key)
                     .context("--updater-pubkey is not an updater public key")?;
@@ -269,6 +390,12 @@ async fn run(cli: Cli) -> Result<()> {
             }
             if let Some(n) = enroll_rate_limit {
                 config.enroll_rate_limit = (n > 0).then_some(tandem_server::config::RateLimit {
+                    per_minute: n,
+                    burst: n,
+                });
+            }
+            if let Some(n) = sign_in_rate_limit {
+                config.sign_in_rate_limit = (n > 0).then_some(tandem_server::config::RateLimit {
                     per_minute: n,
                     burst: n,
                 });
@@ -361,6 +488,18 @@ async fn run(cli: Cli) -> Result<()> {
             println!("TOTP secret:");
             println!("{secret}");
         }
+        Command::SecretsKey(SecretsKeyCommand::Rotate { new_key_file }) => {
+            let app = open(&config).await?;
+            let (id, n) = app
+                .rotate_secrets_key(&new_key_file)
+                .await
+                .context("could not rotate the secrets key")?;
+            eprintln!(
+                "{n} records encrypted again with key {id}; now give every server {} as its \
+                 --secrets-key-file (replacing the old file) and restart them",
+                new_key_file.display()
+            );
+        }
         Command::Export(ExportCommand::Compliance { output }) => {
             let app = open(&config).await?;
             let csv = app.compliance_csv().await?;
@@ -420,4 +559,28 @@ async fn terminate() {
 #[cfg(not(unix))]
 async fn terminate() {
     std::future::pending::<()>().await;
+}
+
+/// The OpenID Connect client secret: from the file when one is named, else from
+/// `TANDEM_SERVER_OIDC_CLIENT_SECRET`. Never a flag, so that it does not show in `ps`.
+fn oidc_client_secret(file: Option<&std::path::Path>) -> Result<String> {
+    let secret = match file {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("could not read {}", file.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        None => std::env::var("TANDEM_SERVER_OIDC_CLIENT_SECRET")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    };
+    if secret.is_empty() {
+        anyhow::bail!(
+            "OpenID Connect needs a client secret: set TANDEM_SERVER_OIDC_CLIENT_SECRET or --oidc-client-secret-file"
+        );
+    }
+    Ok(secret)
 }

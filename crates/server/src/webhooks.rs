@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::identity::sources::Secret;
+use crate::secrets::SecretsKey;
 use crate::store::{Store, StoreError};
 
 /// Events waiting for delivery, over all hooks.
@@ -273,6 +274,8 @@ pub struct Webhooks {
     queue: Option<mpsc::Sender<Event>>,
     file: Arc<Vec<WebhookConfig>>,
     hooks: Arc<RwLock<Arc<Vec<WebhookConfig>>>>,
+    /// Opens the console's hooks' sealed URLs and secrets (`secrets.rs`).
+    secrets: Option<SecretsKey>,
 }
 
 /// How often the console's hooks are read again, for changes made through other replicas.
@@ -284,6 +287,7 @@ impl Webhooks {
         hooks: Vec<WebhookConfig>,
         retry: RetryPolicy,
         shutdown: CancellationToken,
+        secrets: SecretsKey,
     ) -> Webhooks {
         let file = Arc::new(hooks);
         let current = Arc::new(RwLock::new(Arc::clone(&file)));
@@ -293,6 +297,7 @@ impl Webhooks {
             queue: Some(tx),
             file,
             hooks: current,
+            secrets: Some(secrets),
         }
     }
 
@@ -305,11 +310,23 @@ impl Webhooks {
     }
 
     /// Reads the console's hooks from the store again. One whose stored form no longer
-    /// parses is left out with a warning.
+    /// parses, or whose secrets do not open with this server's key, is left out with a
+    /// warning.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
         let mut hooks: Vec<WebhookConfig> = self.file.as_ref().clone();
         for stored in store.list_webhook_configs().await? {
-            match serde_json::from_value::<WebhookConfig>(stored.config) {
+            let opened = match &self.secrets {
+                Some(key) => key.open_webhook(&stored),
+                None => Ok(stored.clone()),
+            };
+            let config = match opened {
+                Ok(o) => o.config,
+                Err(e) => {
+                    tracing::error!(hook = %stored.name, error = %e, "stored webhook is not sent");
+                    continue;
+                }
+            };
+            match serde_json::from_value::<WebhookConfig>(config) {
                 Ok(h) => hooks.push(h),
                 Err(e) => {
                     tracing::warn!(hook = %stored.name, error = %e, "stored webhook does not parse")

@@ -20,7 +20,9 @@ use super::extract::{ApiJson, ApiQuery, DeviceAuth, PeerAddr, RawJson, ReportRoo
 use super::{validate, SharedState};
 use crate::batch::{IngestError, QueuedReport};
 use crate::keys::{hash_secret, new_secret};
-use crate::store::{EnrollOutcome, IngestOutcome, NewDevice, StoredPolicy, DEFAULT_GROUP};
+use crate::store::{
+    to_json_text, EnrollOutcome, IngestOutcome, NewDevice, StoredPolicy, DEFAULT_GROUP,
+};
 use crate::webhooks;
 
 /// `POST /api/v1/enroll`.
@@ -96,6 +98,13 @@ pub async fn report(
     };
     let hostname = body.value.inventory.device.hostname.clone();
     let sent_at = body.value.sent_at;
+    // Here, in parallel, rather than in the one writer task that stores the batch.
+    let result_texts = body
+        .value
+        .results
+        .iter()
+        .map(to_json_text)
+        .collect::<Result<Vec<_>, _>>()?;
     let outcome = state
         .writers
         .ingest(QueuedReport {
@@ -103,6 +112,7 @@ pub async fn report(
             report: body.value,
             raw: body.raw,
             received_at: now,
+            result_texts,
         })
         .await
         .map_err(|e| match e {

@@ -82,9 +82,13 @@ pub struct AppState {
     pub webhooks: crate::webhooks::Webhooks,
     /// The configured hooks, for the console's read-only list (their secrets stay unshown).
     pub webhook_configs: Vec<crate::webhooks::WebhookConfig>,
+    /// Seals and opens the credentials of console-configured sources and hooks.
+    pub secrets: crate::secrets::SecretsKey,
     pub metrics: crate::metrics::SharedMetrics,
     /// Enrolments per source address; `None` turns the limit off.
     pub enroll_limiter: Option<Arc<EnrollLimiter>>,
+    /// Console sign-in attempts per source address; `None` turns the limit off.
+    pub sign_in_limiter: Option<Arc<EnrollLimiter>>,
     /// Requests per token (device or API), keyed by the token's hash; `None`: no limit.
     pub token_limiter: Option<Arc<TokenLimiter>>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -99,6 +103,8 @@ pub struct AppState {
     pub effective_policies: crate::policy::EffectiveCache,
     /// The updater key and the public address, for agent releases.
     pub updates: updates::UpdateSettings,
+    /// The console's OpenID Connect client; `None` when not configured.
+    pub oidc: Option<Arc<crate::console::oidc::Oidc>>,
 }
 
 /// A token bucket per token hash.

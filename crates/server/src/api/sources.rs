@@ -23,6 +23,10 @@ fn by(auth: &AdminAuth, state: &SharedState) -> ChangeBy {
     }
 }
 
+fn sealing(e: crate::secrets::SecretsError) -> ApiError {
+    ApiError::Internal(Box::new(e))
+}
+
 /// Parses and checks a source; `name` (from the path) wins over the body's.
 fn checked(mut body: Value, name: Option<&str>) -> Result<(SourceConfig, Value), ApiError> {
     let Value::Object(map) = &mut body else {
@@ -65,6 +69,7 @@ pub async fn create(
         updated_at: state.clock.now(),
         updated_by: auth.actor(),
     };
+    let record = state.secrets.seal_source(record).map_err(sealing)?;
     if !state
         .store
         .create_source_config(&record, &by(&auth, &state))
@@ -98,6 +103,11 @@ pub async fn replace(
         .into_iter()
         .find(|s| s.name == name)
         .ok_or_else(|| ApiError::NotFound(format!("no stored identity source `{name}`")))?;
+    // Secrets left out are kept, so they must open; with another server's key they cannot.
+    let stored = state
+        .secrets
+        .open_source(&stored)
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
     if let Value::Object(map) = &mut body {
         for key in SECRET_FIELDS {
             if !map.contains_key(*key) {
@@ -120,6 +130,7 @@ pub async fn replace(
         updated_by: auth.actor(),
         ..stored
     };
+    let record = state.secrets.seal_source(record).map_err(sealing)?;
     if !state
         .store
         .update_source_config(&record, &by(&auth, &state))

@@ -3,6 +3,7 @@
 //! anything is written, so a bad request never leaves half a report behind.
 
 use std::collections::HashSet;
+use std::fmt::{self, Display};
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use tandem_proto::v1::{DeviceInfo, EnrollRequest, Inventory, StatusReport, UserInfo};
@@ -18,8 +19,19 @@ pub const MAX_LIST_ITEMS: usize = 64;
 /// A check that runs longer than a day has not run.
 pub const MAX_DURATION_MS: u64 = 24 * 60 * 60 * 1000;
 
+/// A field's name, such as `results[3]`, formatted only for an error message: a report
+/// has dozens of fields, and naming each up front cost an allocation apiece.
+#[derive(Clone, Copy)]
+struct Indexed(&'static str, usize);
+
+impl Display for Indexed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
 /// Clocks drift and agents queue reports offline, so timestamps get wide but finite bounds.
-fn time(field: &str, t: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ApiError> {
+fn time(field: impl Display, t: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ApiError> {
     let earliest = Utc
         .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
         .single()
@@ -32,7 +44,7 @@ fn time(field: &str, t: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ApiErro
     Ok(())
 }
 
-fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+fn text(field: impl Display, value: &str, max: usize) -> Result<(), ApiError> {
     if value.len() > max {
         return Err(ApiError::Unprocessable(format!(
             "{field} is longer than {max} bytes"
@@ -41,7 +53,7 @@ fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn required(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+fn required(field: impl Display, value: &str, max: usize) -> Result<(), ApiError> {
     if value.trim().is_empty() {
         return Err(ApiError::Unprocessable(format!(
             "{field} must not be empty"
@@ -50,11 +62,11 @@ fn required(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     text(field, value, max)
 }
 
-fn optional(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+fn optional(field: impl Display, value: Option<&str>, max: usize) -> Result<(), ApiError> {
     value.map_or(Ok(()), |v| text(field, v, max))
 }
 
-fn count(field: &str, n: usize, max: usize) -> Result<(), ApiError> {
+fn count(field: impl Display, n: usize, max: usize) -> Result<(), ApiError> {
     if n > max {
         return Err(ApiError::Unprocessable(format!(
             "{field} has more than {max} items"
@@ -64,17 +76,37 @@ fn count(field: &str, n: usize, max: usize) -> Result<(), ApiError> {
 }
 
 fn device(at: &str, d: &DeviceInfo) -> Result<(), ApiError> {
-    required(&format!("{at}.machine_id"), &d.machine_id, MAX_SHORT_TEXT)?;
-    required(&format!("{at}.hostname"), &d.hostname, MAX_HOSTNAME)?;
-    required(&format!("{at}.os"), &d.os, MAX_SHORT_TEXT)?;
-    text(&format!("{at}.os_version"), &d.os_version, MAX_SHORT_TEXT)?;
-    optional(&format!("{at}.model"), d.model.as_deref(), MAX_SHORT_TEXT)?;
-    optional(&format!("{at}.serial"), d.serial.as_deref(), MAX_SHORT_TEXT)
+    required(
+        format_args!("{at}.machine_id"),
+        &d.machine_id,
+        MAX_SHORT_TEXT,
+    )?;
+    required(format_args!("{at}.hostname"), &d.hostname, MAX_HOSTNAME)?;
+    required(format_args!("{at}.os"), &d.os, MAX_SHORT_TEXT)?;
+    text(
+        format_args!("{at}.os_version"),
+        &d.os_version,
+        MAX_SHORT_TEXT,
+    )?;
+    optional(
+        format_args!("{at}.model"),
+        d.model.as_deref(),
+        MAX_SHORT_TEXT,
+    )?;
+    optional(
+        format_args!("{at}.serial"),
+        d.serial.as_deref(),
+        MAX_SHORT_TEXT,
+    )
 }
 
 fn user(at: &str, u: &UserInfo) -> Result<(), ApiError> {
-    required(&format!("{at}.login"), &u.login, MAX_SHORT_TEXT)?;
-    optional(&format!("{at}.email"), u.email.as_deref(), MAX_SHORT_TEXT)
+    required(format_args!("{at}.login"), &u.login, MAX_SHORT_TEXT)?;
+    optional(
+        format_args!("{at}.email"),
+        u.email.as_deref(),
+        MAX_SHORT_TEXT,
+    )
 }
 
 pub fn enroll(req: &EnrollRequest) -> Result<(), ApiError> {
@@ -101,41 +133,41 @@ pub fn report(r: &StatusReport, now: DateTime<Utc>) -> Result<(), ApiError> {
     count("results", r.results.len(), MAX_RESULTS)?;
     let mut seen = HashSet::new();
     for (n, result) in r.results.iter().enumerate() {
-        let at = format!("results[{n}]");
+        let at = Indexed("results", n);
         if !seen.insert(result.id) {
             return Err(ApiError::Unprocessable(format!(
                 "{at}: check `{}` appears more than once",
                 result.id
             )));
         }
-        text(&format!("{at}.summary"), &result.summary, MAX_LONG_TEXT)?;
+        text(format_args!("{at}.summary"), &result.summary, MAX_LONG_TEXT)?;
         optional(
-            &format!("{at}.reason"),
+            format_args!("{at}.reason"),
             result.reason.as_deref(),
             MAX_LONG_TEXT,
         )?;
-        time(&format!("{at}.observed_at"), result.observed_at, now)?;
+        time(format_args!("{at}.observed_at"), result.observed_at, now)?;
         if result.duration_ms > MAX_DURATION_MS {
             return Err(ApiError::Unprocessable(format!(
                 "{at}.duration_ms is out of range"
             )));
         }
         count(
-            &format!("{at}.evidence"),
+            format_args!("{at}.evidence"),
             result.evidence.len(),
             MAX_LIST_ITEMS,
         )?;
         count(
-            &format!("{at}.remediation.steps"),
+            format_args!("{at}.remediation.steps"),
             result.remediation.steps.len(),
             MAX_LIST_ITEMS,
         )?;
     }
     count("events", r.events.len(), MAX_EVENTS)?;
     for (n, event) in r.events.iter().enumerate() {
-        time(&format!("events[{n}].at"), event.at, now)?;
+        time(format_args!("events[{n}].at"), event.at, now)?;
         optional(
-            &format!("events[{n}].detail"),
+            format_args!("events[{n}].detail"),
             event.detail.as_deref(),
             MAX_LONG_TEXT,
         )?;

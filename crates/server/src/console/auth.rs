@@ -213,6 +213,19 @@ impl FromRequestParts<SharedState> for Session {
     }
 }
 
+/// What a sign-in refused for its address's rate says.
+pub const TOO_MANY_SIGN_INS: &str =
+    "Too many sign-in attempts from this address; wait a minute and try again.";
+
+/// Spends one of the sign-in attempts `peer` has (`SharedState::sign_in_limiter`); `false`
+/// once they are used up. Without a limiter or a known address, always `true`.
+pub fn sign_in_allowed(state: &crate::api::SharedState, peer: Option<std::net::IpAddr>) -> bool {
+    match (&state.sign_in_limiter, peer) {
+        (Some(limiter), Some(ip)) => crate::api::spend(limiter, &ip, 10_000).is_ok(),
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -307,7 +307,8 @@ async fn identity_page(
     error: Option<String>,
 ) -> Page {
     let health = state.store.list_source_health().await?;
-    let configured = sources::all_sources(&state.identity_sources, &*state.store).await?;
+    let (configured, unreadable) =
+        sources::sources_and_faults(&state.identity_sources, &*state.store, &state.secrets).await?;
     let now = state.clock.now();
     let row = |name: String,
                kind: String,
@@ -341,10 +342,30 @@ async fn identity_page(
             )
         })
         .collect();
+    // A source whose credentials do not open with this server's key says so, whatever
+    // another replica's last poll recorded.
+    for u in &unreadable {
+        let h = health.iter().find(|h| h.name == u.name);
+        rows.push(SourceRow {
+            error: u.error.clone(),
+            healthy: false,
+            never_run: false,
+            ..row(
+                u.name.clone(),
+                u.kind.clone(),
+                Some(Origin::Console),
+                format!("{} min", u.interval_minutes),
+                h,
+            )
+        });
+    }
     // Sources polled before but configured no more (a file entry removed) keep their
     // last health on the page, without actions.
     for h in &health {
-        if !configured.iter().any(|(c, _)| c.name == h.name) && h.last_run_at.is_some() {
+        if !configured.iter().any(|(c, _)| c.name == h.name)
+            && !unreadable.iter().any(|u| u.name == h.name)
+            && h.last_run_at.is_some()
+        {
             rows.push(row(
                 h.name.clone(),
                 h.kind.clone(),
@@ -388,7 +409,17 @@ pub async fn identity(State(state): State<SharedState>, session: Session) -> Pag
 /// "Test connection": polls the source once, now, and shows what it answered.
 pub async fn identity_poll(State(state): State<SharedState>, f: AdminForm) -> Page {
     let name = f.form.get("name").unwrap_or_default();
-    let all = sources::all_sources(&state.identity_sources, &*state.store).await?;
+    let (all, unreadable) =
+        sources::sources_and_faults(&state.identity_sources, &*state.store, &state.secrets).await?;
+    if let Some(u) = unreadable.iter().find(|u| u.name == name) {
+        let health = sources::record_unreadable(u, &*state.store, &*state.clock).await;
+        let error = format!(
+            "{} failed: {}",
+            u.name,
+            health.last_error.unwrap_or_default()
+        );
+        return identity_page(&state, &f.session, None, Some(error)).await;
+    }
     let Some((source, _)) = all.iter().find(|(s, _)| s.name == name) else {
         return Err(ConsoleError::NotFound("no such identity source".into()));
     };
@@ -578,6 +609,7 @@ pub async fn identity_create(State(state): State<SharedState>, f: AdminForm) -> 
         updated_at: state.clock.now(),
         updated_by: f.session.actor(),
     };
+    let record = state.secrets.seal_source(record).map_err(sealing)?;
     if !state
         .store
         .create_source_config(&record, &by(&f.session, &state))
@@ -588,7 +620,29 @@ pub async fn identity_create(State(state): State<SharedState>, f: AdminForm) -> 
     Ok(see_other("/console/identity"))
 }
 
+/// A stored source with its secrets opened. When they do not open with this server's key,
+/// they are left out, with the reason: the form then asks for every secret again.
 async fn stored_source(
+    state: &SharedState,
+    name: &str,
+) -> Result<(StoredSourceConfig, Option<String>), ConsoleError> {
+    let stored = stored_source_sealed(state, name).await?;
+    match state.secrets.open_source(&stored) {
+        Ok(opened) => Ok((opened, None)),
+        Err(e) => {
+            let mut config = stored.config.clone();
+            if let Value::Object(map) = &mut config {
+                for f in fields(&stored.kind).iter().filter(|f| f.secret) {
+                    map.remove(f.name);
+                }
+            }
+            let reason = format!("{e}; enter the secrets again to replace them");
+            Ok((StoredSourceConfig { config, ..stored }, Some(reason)))
+        }
+    }
+}
+
+async fn stored_source_sealed(
     state: &SharedState,
     name: &str,
 ) -> Result<StoredSourceConfig, ConsoleError> {
@@ -610,9 +664,9 @@ pub async fn identity_edit(
     session: Session,
     Path(name): Path<String>,
 ) -> Page {
-    let stored = stored_source(&state, &name).await?;
+    let (stored, unreadable) = stored_source(&state, &name).await?;
     let kind = known_kind(&stored.kind)?;
-    source_form(&session, kind, Some(&stored), None, None)
+    source_form(&session, kind, Some(&stored), None, unreadable)
 }
 
 pub async fn identity_update(
@@ -620,7 +674,7 @@ pub async fn identity_update(
     Path(name): Path<String>,
     f: AdminForm,
 ) -> Page {
-    let stored = stored_source(&state, &name).await?;
+    let (stored, _) = stored_source(&state, &name).await?;
     let kind = known_kind(&stored.kind)?;
     let config = match source_from_form(kind, &stored.name, &f.form, Some(&stored.config)) {
         Ok(c) => c,
@@ -636,6 +690,7 @@ pub async fn identity_update(
         updated_by: f.session.actor(),
         ..stored
     };
+    let record = state.secrets.seal_source(record).map_err(sealing)?;
     if !state
         .store
         .update_source_config(&record, &by(&f.session, &state))
@@ -843,9 +898,18 @@ fn check_hook_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_hook(stored: &StoredWebhook) -> Result<WebhookConfig, ConsoleError> {
-    serde_json::from_value(stored.config.clone())
+/// A stored hook, its URL and secret opened.
+fn parse_hook(state: &SharedState, stored: &StoredWebhook) -> Result<WebhookConfig, ConsoleError> {
+    let opened = state
+        .secrets
+        .open_webhook(stored)
+        .map_err(|e| ConsoleError::BadRequest(format!("webhook “{}”: {e}", stored.name)))?;
+    serde_json::from_value(opened.config)
         .map_err(|e| ConsoleError::Store(crate::store::StoreError::Corrupt(e.to_string())))
+}
+
+fn sealing(e: crate::secrets::SecretsError) -> ConsoleError {
+    ConsoleError::Store(crate::store::StoreError::Corrupt(e.to_string()))
 }
 
 async fn webhooks_page(
@@ -868,7 +932,22 @@ async fn webhooks_page(
         })
         .collect();
     for stored in state.store.list_webhook_configs().await? {
-        let hook = parse_hook(&stored)?;
+        let hook = match parse_hook(state, &stored) {
+            Ok(h) => h,
+            // A hook this server cannot open is listed with the reason, so it can be
+            // deleted or entered again.
+            Err(e) => {
+                hooks.push(WebhookRow {
+                    id: Some(stored.id.to_string()),
+                    name: stored.name.clone(),
+                    target: e.to_string(),
+                    format: "—",
+                    events: String::new(),
+                    updated: views::time(stored.updated_at),
+                });
+                continue;
+            }
+        };
         hooks.push(WebhookRow {
             id: Some(stored.id.to_string()),
             name: stored.name.clone(),
@@ -920,6 +999,7 @@ pub async fn webhook_create(State(state): State<SharedState>, f: AdminForm) -> P
         updated_at: state.clock.now(),
         updated_by: f.session.actor(),
     };
+    let record = state.secrets.seal_webhook(record).map_err(sealing)?;
     if !state
         .store
         .create_webhook_config(&record, &by(&f.session, &state))
@@ -971,7 +1051,7 @@ pub async fn webhook_edit(
     Path(id): Path<String>,
 ) -> Page {
     let stored = stored_hook(&state, &id).await?;
-    let hook = parse_hook(&stored)?;
+    let hook = parse_hook(&state, &stored)?;
     edit_page(&session, &stored, &hook, None, None)
 }
 
@@ -981,7 +1061,7 @@ pub async fn webhook_update(
     f: AdminForm,
 ) -> Page {
     let stored = stored_hook(&state, &id).await?;
-    let before = parse_hook(&stored)?;
+    let before = parse_hook(&state, &stored)?;
     let hook = match webhook_from_form(&f.form, Some(&before)) {
         Ok(h) => h,
         Err(e) => {
@@ -994,6 +1074,7 @@ pub async fn webhook_update(
         updated_by: f.session.actor(),
         ..stored
     };
+    let record = state.secrets.seal_webhook(record).map_err(sealing)?;
     if !state
         .store
         .update_webhook_config(&record, &by(&f.session, &state))
@@ -1030,7 +1111,7 @@ pub async fn webhook_test(
     f: AdminForm,
 ) -> Page {
     let stored = stored_hook(&state, &id).await?;
-    let hook = parse_hook(&stored)?;
+    let hook = parse_hook(&state, &stored)?;
     let (notice, error) = match webhooks::send_test(&hook, state.clock.now()).await {
         Ok(status) if (200..300).contains(&status) => (
             Some(format!(

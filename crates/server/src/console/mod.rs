@@ -7,7 +7,8 @@
 //! - Every response carries a strict Content-Security-Policy (no inline script or style, no
 //!   framing, forms only to this origin) and `nosniff`; the one script is a static file.
 //! - Sign-in takes a password (argon2id) and a TOTP code; repeated failures lock the
-//!   account. Sessions are random cookies (Secure, HttpOnly, SameSite=Strict) whose hashes
+//!   account. Optionally OpenID Connect ([`oidc`]) signs in an existing account whose
+//!   identity provider vouches for it (code flow, PKCE, state and nonce; no TOTP then). Sessions are random cookies (Secure, HttpOnly, SameSite=Strict) whose hashes
 //!   the store keeps, so replicas share them.
 //! - Every state-changing request is a POST through [`forms::AdminForm`] (or
 //!   [`forms::SessionForm`] for signing out), which checks the session, the role and the
@@ -29,8 +30,10 @@ pub mod auth;
 pub mod fleet;
 pub mod forms;
 pub mod integrations;
+pub mod oidc;
 pub mod pages;
 pub mod policy_form;
+pub mod reevaluate;
 pub mod releases;
 pub mod svg;
 pub mod views;
@@ -63,6 +66,8 @@ pub enum Access {
 pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/console/login", Access::Public),
     ("POST", "/console/login", Access::Public),
+    ("GET", "/console/oidc/start", Access::Public),
+    ("GET", "/console/oidc/callback", Access::Public),
     ("GET", "/console/static/console.css", Access::Public),
     ("GET", "/console/static/console.js", Access::Public),
     ("POST", "/console/logout", Access::SignedIn),
@@ -105,6 +110,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/console/admins", Access::Admin),
     ("POST", "/console/admins/{id}/role", Access::Admin),
     ("POST", "/console/admins/{id}/disable", Access::Admin),
+    ("POST", "/console/admins/{id}/oidc/link", Access::Admin),
+    ("POST", "/console/admins/{id}/oidc/unlink", Access::Admin),
     ("GET", "/console/releases", Access::SignedIn),
     ("POST", "/console/releases", Access::Admin),
     ("POST", "/console/releases/channel", Access::Admin),
@@ -119,6 +126,8 @@ pub fn router() -> Router<SharedState> {
     use pages as p;
     Router::new()
         .route("/console/login", get(p::login_page).post(p::login))
+        .route(oidc::START_PATH, get(oidc::start))
+        .route(oidc::CALLBACK_PATH, get(oidc::callback))
         .route("/console/static/console.css", get(css))
         .route("/console/static/console.js", get(js))
         .route("/console/logout", post(p::logout))
@@ -166,6 +175,11 @@ pub fn router() -> Router<SharedState> {
         .route("/console/admins", get(p::admins).post(p::create_admin))
         .route("/console/admins/{id}/role", post(p::admin_role))
         .route("/console/admins/{id}/disable", post(p::admin_disable))
+        .route("/console/admins/{id}/oidc/link", post(p::admin_oidc_link))
+        .route(
+            "/console/admins/{id}/oidc/unlink",
+            post(p::admin_oidc_unlink),
+        )
         .route(
             "/console/releases",
             get(releases::releases)

@@ -18,8 +18,12 @@ use super::fleet::{self, Category, Fleet};
 use super::forms::{AdminForm, FormData, SessionForm};
 use super::views::{self, *};
 use super::{policy_form, svg, ConsoleError};
+use crate::api::extract::PeerAddr;
 use crate::api::SharedState;
-use crate::store::console::{NewConsoleAdmin, NewConsoleSession, PhishingTriage, TRIAGE_STATUSES};
+use crate::store::console::{
+    LoginFailure, NewConsoleAdmin, NewConsoleSession, OidcLinkOutcome, PhishingTriage,
+    SignInFailure, TRIAGE_STATUSES,
+};
 use crate::store::{AuditQuery, ChangeBy, NewApiToken, Role};
 
 type Page = Result<Response, ConsoleError>;
@@ -65,12 +69,18 @@ pub struct LoginForm {
     login_token: String,
 }
 
-fn login_response(status: StatusCode, error: Option<String>, username: String) -> Page {
+fn login_response(
+    state: &SharedState,
+    status: StatusCode,
+    error: Option<String>,
+    username: String,
+) -> Page {
     let token = crate::keys::new_secret();
     let mut resp = views::render(&LoginTpl {
         error,
         login_token: token.clone(),
         username,
+        oidc: state.oidc.as_ref().map(|o| o.display_name().to_owned()),
     })?;
     *resp.status_mut() = status;
     resp.headers_mut().append(
@@ -80,17 +90,27 @@ fn login_response(status: StatusCode, error: Option<String>, username: String) -
     Ok(resp)
 }
 
-pub async fn login_page() -> Page {
-    login_response(StatusCode::OK, None, String::new())
+pub async fn login_page(State(state): State<SharedState>) -> Page {
+    login_response(&state, StatusCode::OK, None, String::new())
 }
 
 pub async fn login(
     State(state): State<SharedState>,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Page {
+    if !auth::sign_in_allowed(&state, peer) {
+        return login_response(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(auth::TOO_MANY_SIGN_INS.to_owned()),
+            form.username,
+        );
+    }
     let fail = |message: &str, username: &str| {
         login_response(
+            &state,
             StatusCode::UNAUTHORIZED,
             Some(message.to_owned()),
             username.to_owned(),
@@ -115,13 +135,28 @@ pub async fn login(
         .await?
     else {
         auth::verify_nothing(&form.password);
+        // Debug-formatted: the name is the requester's and may hold line breaks.
+        tracing::warn!(username = ?form.username, "console sign-in to an unknown account");
         return fail(generic, &form.username);
+    };
+    // Every outcome on an existing account is audited (`console.sign_in_failed` with its
+    // reason, never the password or code); unknown usernames are only logged.
+    let failed = |reason: SignInFailure| {
+        state.store.console_login_failed(
+            account.id,
+            reason,
+            now,
+            auth::MAX_FAILURES,
+            Duration::minutes(auth::LOCK_MINUTES),
+        )
     };
     if account.disabled {
         auth::verify_nothing(&form.password);
+        failed(SignInFailure::Disabled).await?;
         return fail(generic, &form.username);
     }
     if let Some(until) = account.locked_until.filter(|u| *u > now) {
+        failed(SignInFailure::Locked).await?;
         return fail(
             &format!(
                 "Too many failed attempts: this account is locked until {}.",
@@ -133,25 +168,22 @@ pub async fn login(
     let password_ok = auth::verify_password(&form.password, &account.password_hash);
     let step = auth::totp_verify(&account.totp_secret, &form.code, now);
     let (true, Some(step)) = (password_ok, step) else {
-        let outcome = state
-            .store
-            .console_login_failed(
-                account.id,
-                now,
-                auth::MAX_FAILURES,
-                Duration::minutes(auth::LOCK_MINUTES),
-            )
-            .await?;
-        tracing::warn!(username = %account.username, "console sign-in failed");
+        let reason = if password_ok {
+            SignInFailure::BadTotp
+        } else {
+            SignInFailure::BadPassword
+        };
+        let outcome = failed(reason).await?;
+        tracing::warn!(username = %account.username, reason = reason.as_str(), "console sign-in failed");
         return match outcome {
-            crate::store::console::LoginFailure::Locked(until) => fail(
+            LoginFailure::Locked(until) => fail(
                 &format!(
                     "Too many failed attempts: this account is locked until {}.",
                     views::time(until)
                 ),
                 &form.username,
             ),
-            crate::store::console::LoginFailure::Counted => fail(generic, &form.username),
+            LoginFailure::Counted => fail(generic, &form.username),
         };
     };
     let token = auth::new_session_token();
@@ -168,6 +200,7 @@ pub async fn login(
         )
         .await?;
     if !opened {
+        failed(SignInFailure::TotpReused).await?;
         return fail(
             "That code was used already; wait for the next one.",
             &form.username,
@@ -189,7 +222,7 @@ pub async fn login(
 pub async fn logout(State(state): State<SharedState>, f: SessionForm) -> Page {
     state
         .store
-        .delete_console_session(&f.session.token_hash())
+        .delete_console_session(&f.session.token_hash(), state.clock.now())
         .await?;
     let mut resp = see_other("/console/login");
     resp.headers_mut().append(
@@ -754,13 +787,23 @@ fn submitted_document(current: &Value, form: &FormData) -> Result<Value, (String
     }
 }
 
+/// What pushing a policy would do to the devices following it.
+struct Impact {
+    devices: usize,
+    changing: usize,
+    /// (category, before, after) totals.
+    moves: Vec<(String, i64, i64)>,
+    /// Device checks judged again from their evidence (`reevaluate.rs`).
+    reevaluated: usize,
+    /// (hostname, check, why) of the checks whose changed threshold could not be judged.
+    not_evaluated: Vec<(String, &'static str, &'static str)>,
+}
+
 /// Counts, under the old and the new policy, each category over the group's devices, and
-/// how many devices change state.
-async fn impact(
-    state: &SharedState,
-    group: &str,
-    new: &Policy,
-) -> Result<(usize, usize, Vec<(String, i64, i64)>), ConsoleError> {
+/// how many devices change state. Results measured against a threshold the new policy
+/// changes (password age, screen lock, update grace) are judged again from each device's
+/// last evidence, as its agent will judge them.
+async fn impact(state: &SharedState, group: &str, new: &Policy) -> Result<Impact, ConsoleError> {
     let fleet = Fleet::load(state).await?;
     // Devices whose effective policy this is: the group's own, and for the default group
     // every group that follows it.
@@ -778,13 +821,27 @@ async fn impact(
     let mut before = [0i64; 4];
     let mut after = [0i64; 4];
     let (mut devices, mut changing) = (0, 0);
+    let (mut reevaluated, mut not_evaluated) = (0, Vec::new());
     for d in fleet
         .devices
         .iter()
         .filter(|d| follows.contains(&d.summary.device.group))
     {
         devices += 1;
-        let next = fleet::device_checks(&d.summary, new, &fleet.streaks, fleet.now);
+        let old_policy = fleet
+            .policies
+            .get(&d.summary.device.group)
+            .cloned()
+            .unwrap_or_default();
+        let (judged, unjudged, n) =
+            super::reevaluate::summary_under(&d.summary, &old_policy, new, fleet.now);
+        reevaluated += n;
+        not_evaluated.extend(
+            unjudged
+                .into_iter()
+                .map(|(check, why)| (d.summary.device.hostname.clone(), check.as_str(), why)),
+        );
+        let next = fleet::device_checks(&judged, new, &fleet.streaks, fleet.now);
         for (_, c, _) in &d.checks {
             before[*c as usize] += 1;
         }
@@ -810,7 +867,13 @@ async fn impact(
         )
     })
     .collect();
-    Ok((devices, changing, moves))
+    Ok(Impact {
+        devices,
+        changing,
+        moves,
+        reevaluated,
+        not_evaluated,
+    })
 }
 
 pub async fn policy_preview(
@@ -851,15 +914,17 @@ pub async fn policy_preview(
             .await;
         }
     };
-    let (devices, changing, moves) = impact(&state, &group, &parsed).await?;
+    let impact = impact(&state, &group, &parsed).await?;
     views::render(&PreviewTpl {
         page: PageCtx::new(&f.session, format!("Review: {group}"), "policies"),
         changes: change_rows(&current.body, &doc),
         doc: pretty(&doc),
         group,
-        devices,
-        changing,
-        moves,
+        devices: impact.devices,
+        changing: impact.changing,
+        moves: impact.moves,
+        reevaluated: impact.reevaluated,
+        not_evaluated: impact.not_evaluated,
     })
 }
 
@@ -1355,12 +1420,27 @@ async fn admins_page(
     error: Option<String>,
 ) -> Page {
     let now = state.clock.now();
+    let issuer = state.oidc.as_ref().map(|o| o.issuer().to_owned());
+    let mut links: HashMap<Uuid, Vec<OidcLinkRow>> = HashMap::new();
+    for l in state.store.list_console_oidc_links().await? {
+        links.entry(l.admin_id).or_default().push(OidcLinkRow {
+            issuer: l.issuer,
+            subject: l.subject,
+            linked_at: views::time(l.linked_at),
+        });
+    }
     let admins = state
         .store
         .list_console_admins()
         .await?
         .into_iter()
-        .map(|a| AdminRow {
+        .map(|a| {
+            let links = links.remove(&a.id).unwrap_or_default();
+            (a, links)
+        })
+        .map(|(a, links)| AdminRow {
+            linked_here: links.iter().any(|l| Some(&l.issuer) == issuer.as_ref()),
+            links,
             id: a.id.to_string(),
             me: a.id == session.account.admin_id,
             role: a.role.as_str().to_owned(),
@@ -1380,6 +1460,7 @@ async fn admins_page(
         admins,
         created,
         error,
+        oidc_issuer: issuer,
     })
 }
 
@@ -1500,6 +1581,78 @@ pub async fn admin_disable(
     Ok(see_other("/console/admins"))
 }
 
+/// `POST /console/admins/{id}/oidc/link`: links a subject of the configured provider to the
+/// account by hand, for providers that do not vouch for emails (Microsoft Entra).
+pub async fn admin_oidc_link(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    f: AdminForm,
+) -> Page {
+    let id = parse_id(&id)?;
+    let Some(oidc) = state.oidc.as_ref() else {
+        return Err(ConsoleError::BadRequest(
+            "single sign-on is not configured on this server".into(),
+        ));
+    };
+    let value = f.form.text("subject").unwrap_or_default().trim().to_owned();
+    // As the ID token check accepts them: 1 to 255 characters (object ids 200); control
+    // characters are no provider's and would only confuse the audit log.
+    let (subject, max) = match f.form.text("claim").unwrap_or("sub") {
+        "oid" => (super::oidc::object_id_subject(&value), 200),
+        _ => (value.clone(), 255),
+    };
+    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        return admins_page(
+            &state,
+            &f.session,
+            None,
+            Some("The subject is 1 to 255 characters: the `sub` claim (for Microsoft Entra, see docs/deploy/oidc.md).".into()),
+        )
+        .await;
+    }
+    match state
+        .store
+        .link_console_oidc(id, oidc.issuer(), &subject, &by(&f.session, &state))
+        .await?
+    {
+        OidcLinkOutcome::Linked => Ok(see_other("/console/admins")),
+        OidcLinkOutcome::NoSuchAccount => Err(ConsoleError::NotFound("no such account".into())),
+        OidcLinkOutcome::SubjectTaken => {
+            admins_page(
+                &state,
+                &f.session,
+                None,
+                Some(format!(
+                    "The subject {subject} is linked to another account already; unlink it there first."
+                )),
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /console/admins/{id}/oidc/unlink`: removes the account's link to an issuer (any
+/// issuer, so that links to a provider no longer configured can be cleaned up).
+pub async fn admin_oidc_unlink(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    f: AdminForm,
+) -> Page {
+    let id = parse_id(&id)?;
+    let issuer = f.form.text("issuer").unwrap_or_default().to_owned();
+    if issuer.is_empty() || issuer.len() > 2048 {
+        return Err(ConsoleError::BadRequest("no issuer given".into()));
+    }
+    if !state
+        .store
+        .unlink_console_oidc(id, &issuer, &by(&f.session, &state))
+        .await?
+    {
+        return Err(ConsoleError::NotFound("no such link".into()));
+    }
+    Ok(see_other("/console/admins"))
+}
+
 // ---------------------------------------------------------------------------------------
 // Audit log and exports
 
@@ -1525,6 +1678,12 @@ const AUDIT_ACTIONS: &[&str] = &[
     crate::store::console::action::ADMIN_ROLE,
     crate::store::console::action::ADMIN_DISABLE,
     crate::store::console::action::PHISHING_TRIAGE,
+    crate::store::console::action::OIDC_LINK,
+    crate::store::console::action::OIDC_UNLINK,
+    crate::store::console::SIGN_IN_ACTION,
+    crate::store::console::SIGN_IN_FAILED_ACTION,
+    crate::store::console::LOCKOUT_ACTION,
+    crate::store::console::SIGN_OUT_ACTION,
 ];
 
 async fn audit_entries(

@@ -96,6 +96,8 @@ pub struct LoginTpl {
     pub error: Option<String>,
     pub login_token: String,
     pub username: String,
+    /// "Sign in with <name>" when OpenID Connect sign-in is configured.
+    pub oidc: Option<String>,
 }
 
 pub struct CheckRow {
@@ -261,6 +263,10 @@ pub struct PreviewTpl {
     pub changing: usize,
     /// (category, before, after) totals.
     pub moves: Vec<(String, i64, i64)>,
+    /// Device checks judged again from their evidence under the new thresholds.
+    pub reevaluated: usize,
+    /// Device checks whose changed threshold could not be judged: (hostname, check, why).
+    pub not_evaluated: Vec<(String, &'static str, &'static str)>,
 }
 
 pub struct SecretRow {
@@ -317,6 +323,16 @@ pub struct AdminRow {
     pub state: String,
     pub active: bool,
     pub me: bool,
+    /// Identity-provider accounts that sign in as this one.
+    pub links: Vec<OidcLinkRow>,
+    /// Whether one of them is at the configured issuer (no "Link identity" form then).
+    pub linked_here: bool,
+}
+
+pub struct OidcLinkRow {
+    pub issuer: String,
+    pub subject: String,
+    pub linked_at: String,
 }
 
 #[derive(Template)]
@@ -327,6 +343,8 @@ pub struct AdminsTpl {
     /// (username, TOTP secret, provisioning URI), shown once.
     pub created: Option<(String, String, String)>,
     pub error: Option<String>,
+    /// The configured OpenID Connect issuer, when single sign-on is on.
+    pub oidc_issuer: Option<String>,
 }
 
 pub struct AuditRow {

@@ -20,6 +20,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::secrets::SecretsKey;
 use crate::store::{IdentityFact, SourceHealth, Store};
 
 /// A credential that never shows up in logs or `Debug` output. It serializes as itself,
@@ -713,14 +714,54 @@ pub enum Origin {
 }
 
 /// Every source the server polls: the file's, then the console's. A stored configuration
-/// that no longer parses is skipped with a warning rather than stopping the others.
+/// that no longer parses is skipped with a warning rather than stopping the others; one
+/// whose credentials do not open is left out too (see [`sources_and_faults`]).
 pub async fn all_sources(
     file: &[SourceConfig],
     store: &dyn Store,
+    key: &SecretsKey,
 ) -> Result<Vec<(SourceConfig, Origin)>, crate::store::StoreError> {
+    Ok(sources_and_faults(file, store, key).await?.0)
+}
+
+/// A console source whose stored credentials do not open with this server's secrets key.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub name: String,
+    pub kind: String,
+    pub interval_minutes: u32,
+    /// Why, e.g. "cannot decrypt credentials: secrets key does not match".
+    pub error: String,
+}
+
+/// [`all_sources`], and the console's sources whose credentials do not open: those are
+/// shown and recorded with their error, never polled and never rewritten.
+pub async fn sources_and_faults(
+    file: &[SourceConfig],
+    store: &dyn Store,
+    key: &SecretsKey,
+) -> Result<(Vec<(SourceConfig, Origin)>, Vec<Unreadable>), crate::store::StoreError> {
     let mut sources: Vec<(SourceConfig, Origin)> =
         file.iter().cloned().map(|c| (c, Origin::File)).collect();
+    let mut faults = Vec::new();
     for stored in store.list_source_configs().await? {
+        let stored = match key.open_source(&stored) {
+            Ok(opened) => opened,
+            Err(e) => {
+                faults.push(Unreadable {
+                    interval_minutes: stored
+                        .config
+                        .get("interval_minutes")
+                        .and_then(Value::as_u64)
+                        .and_then(|m| u32::try_from(m).ok())
+                        .unwrap_or(60),
+                    name: stored.name,
+                    kind: stored.kind,
+                    error: e.to_string(),
+                });
+                continue;
+            }
+        };
         match serde_json::from_value::<SourceConfig>(stored.config) {
             // A file source of the same name wins; the console refuses to create one.
             Ok(c) if !file.iter().any(|f| f.name == c.name) => sources.push((c, Origin::Console)),
@@ -730,7 +771,28 @@ pub async fn all_sources(
             }
         }
     }
-    Ok(sources)
+    Ok((sources, faults))
+}
+
+/// Records a source whose credentials do not open as failed, without asking its vendor.
+pub async fn record_unreadable(
+    source: &Unreadable,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> SourceHealth {
+    tracing::error!(source = %source.name, error = %source.error, "identity source not polled");
+    let health = SourceHealth {
+        name: source.name.clone(),
+        kind: source.kind.clone(),
+        last_run_at: Some(clock.now()),
+        last_success_at: None,
+        last_error: Some(source.error.clone()),
+        users: None,
+    };
+    if let Err(e) = store.record_source_health(&health).await {
+        tracing::warn!(source = %source.name, error = %e, "could not record source health");
+    }
+    health
 }
 
 /// The shortest and longest polling intervals the console accepts, in minutes.
@@ -876,6 +938,7 @@ pub fn spawn_pollers(
     clock: Arc<dyn Clock>,
     tick: Duration,
     shutdown: CancellationToken,
+    key: SecretsKey,
 ) -> tokio::task::JoinHandle<()> {
     let file_sources = file_sources.to_vec();
     let http = http_client();
@@ -889,13 +952,26 @@ pub fn spawn_pollers(
                 () = shutdown.cancelled() => return,
                 _ = every.tick() => {}
             }
-            let sources = match all_sources(&file_sources, &*store).await {
+            let (sources, faults) = match sources_and_faults(&file_sources, &*store, &key).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the identity sources");
                     continue;
                 }
             };
+            // A source this replica cannot read shows the reason in its health, on the
+            // source's own schedule, claimed like any poll.
+            for fault in faults {
+                let now = clock.now();
+                let next =
+                    now + chrono::Duration::minutes(i64::from(fault.interval_minutes.max(1)));
+                if let Ok(true) = store
+                    .claim_source_poll(&fault.name, &fault.kind, now, next)
+                    .await
+                {
+                    record_unreadable(&fault, &*store, &*clock).await;
+                }
+            }
             for (config, _) in sources {
                 if busy
                     .lock()

@@ -13,6 +13,9 @@ pub mod action {
     pub const ADMIN_DISABLE: &str = "console_admin.disable";
     pub const API_TOKEN_REVOKE: &str = "api_token.revoke";
     pub const PHISHING_TRIAGE: &str = "phishing_report.triage";
+    /// An admin linked an identity-provider account to a console account by hand.
+    pub const OIDC_LINK: &str = "console_admin.oidc_link";
+    pub const OIDC_UNLINK: &str = "console_admin.oidc_unlink";
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +84,38 @@ pub struct ConsoleSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Why a password sign-in to an existing account failed, as the audit log records it. The
+/// password and the code themselves are never recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInFailure {
+    BadPassword,
+    /// The password was right, the TOTP code was not: worth an admin's attention.
+    BadTotp,
+    /// The account was locked when the attempt came.
+    Locked,
+    Disabled,
+    /// A right code that was used already (replay, or two sign-ins in one step).
+    TotpReused,
+}
+
+impl SignInFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInFailure::BadPassword => "bad_password",
+            SignInFailure::BadTotp => "bad_totp",
+            SignInFailure::Locked => "locked",
+            SignInFailure::Disabled => "disabled",
+            SignInFailure::TotpReused => "totp_reused",
+        }
+    }
+
+    /// Whether the attempt counts towards the lock: guesses do; attempts on a locked or
+    /// disabled account, and a reused right code, do not.
+    pub fn counts(self) -> bool {
+        matches!(self, SignInFailure::BadPassword | SignInFailure::BadTotp)
+    }
+}
+
 /// A failed sign-in's consequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginFailure {
@@ -134,3 +169,61 @@ pub struct PhishingTriage {
 
 /// The statuses a triage may take.
 pub const TRIAGE_STATUSES: [&str; 5] = ["new", "investigating", "phishing", "spam", "safe"];
+
+// OpenID Connect sign-in (issue 7). Kept apart from the password sign-in above: an identity
+// provider's account signs in as an existing console account, never creates one.
+
+/// The audit action of every sign-in, by password and code or by OpenID Connect.
+pub const SIGN_IN_ACTION: &str = "console.sign_in";
+/// A failed password sign-in to an existing account, with its reason. Attempts on unknown
+/// usernames are not recorded: anyone could fill the log with names of their choosing.
+pub const SIGN_IN_FAILED_ACTION: &str = "console.sign_in_failed";
+/// Too many failed attempts locked an account.
+pub const LOCKOUT_ACTION: &str = "console.lockout";
+pub const SIGN_OUT_ACTION: &str = "console.sign_out";
+/// How a password sign-in is named in the audit log's `method`.
+pub const PASSWORD_METHOD: &str = "password+totp";
+
+/// An identity-provider account linked to a console account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcLink {
+    pub admin_id: Uuid,
+    pub issuer: String,
+    pub subject: String,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// What linking an identity by hand came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcLinkOutcome {
+    /// Linked (replacing the account's earlier link to that issuer, if any).
+    Linked,
+    NoSuchAccount,
+    /// That subject is linked to another account already; nothing changed.
+    SubjectTaken,
+}
+
+/// A verified OpenID Connect sign-in, to be recorded with its session and audit entry.
+#[derive(Debug, Clone)]
+pub struct OidcSignIn {
+    pub admin_id: Uuid,
+    pub username: String,
+    pub issuer: String,
+    pub subject: String,
+    /// Link (issuer, subject) to the account in the same transaction: the first sign-in,
+    /// matched by verified email.
+    pub link: bool,
+    /// The ID token's `amr` (how the provider authenticated the person), for the audit log.
+    pub amr: Vec<String>,
+    pub session: NewConsoleSession,
+}
+
+/// What recording an OpenID Connect sign-in came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcSignInOutcome {
+    SignedIn,
+    /// The account is disabled or locked (checked again in the transaction).
+    Refused,
+    /// The account is already linked to another subject of this issuer.
+    LinkedElsewhere,
+}

@@ -31,6 +31,7 @@ pub mod integrations;
 pub mod postgres;
 pub mod releases;
 pub mod sqlite;
+pub mod token_cache;
 
 /// The group every device falls back to, created by the first migration of every backend.
 pub const DEFAULT_GROUP: &str = "default";
@@ -192,6 +193,27 @@ pub struct NewReport<'a> {
     pub report: &'a StatusReport,
     pub raw: &'a str,
     pub received_at: DateTime<Utc>,
+    /// Each of `report.results` as JSON, in order, when the caller serialized them already:
+    /// the request handlers run in parallel, while a batch is written by one task. `None`:
+    /// the store serializes them.
+    pub result_texts: Option<&'a [String]>,
+}
+
+impl NewReport<'_> {
+    /// The JSON of `report.results[n]`.
+    pub(crate) fn result_text(&self, n: usize) -> Result<std::borrow::Cow<'_, str>, StoreError> {
+        match self.result_texts.and_then(|texts| texts.get(n)) {
+            Some(text) => Ok(std::borrow::Cow::Borrowed(text.as_str())),
+            None => {
+                let result = self
+                    .report
+                    .results
+                    .get(n)
+                    .ok_or_else(|| StoreError::Corrupt(format!("report has no result {n}")))?;
+                to_json_text(result).map(std::borrow::Cow::Owned)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -720,19 +742,21 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
     ) -> Result<Option<console::ConsoleAdminAuth>, StoreError>;
 
-    /// Counts a failed sign-in; at `max_failures` the account locks until `now + lock_for`
-    /// and the count starts again.
+    /// Records a failed sign-in to an existing account with its `console.sign_in_failed`
+    /// audit entry; when `reason` counts, counts it, and at `max_failures` the account locks
+    /// until `now + lock_for` (a `console.lockout` entry) and the count starts again.
     async fn console_login_failed(
         &self,
         admin: Uuid,
+        reason: console::SignInFailure,
         now: DateTime<Utc>,
         max_failures: u32,
         lock_for: chrono::Duration,
     ) -> Result<console::LoginFailure, StoreError>;
 
-    /// Records a successful sign-in with TOTP time step `step` and opens the session, unless
-    /// a code of that step or a later one was used already (a replayed code): `false` then,
-    /// and nothing is written.
+    /// Records a successful sign-in with TOTP time step `step` and opens the session, with
+    /// its `console.sign_in` audit entry, unless a code of that step or a later one was used
+    /// already (a replayed code): `false` then, and nothing is written.
     async fn console_login_succeeded(
         &self,
         step: i64,
@@ -746,7 +770,12 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Option<console::ConsoleSession>, StoreError>;
 
-    async fn delete_console_session(&self, token_hash: &SecretHash) -> Result<(), StoreError>;
+    /// Ends a session, with a `console.sign_out` audit entry at `now` when there was one.
+    async fn delete_console_session(
+        &self,
+        token_hash: &SecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Accounts by username.
     async fn list_console_admins(&self) -> Result<Vec<console::ConsoleAdminInfo>, StoreError>;
@@ -858,6 +887,71 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a hook; `false` when missing.
     async fn delete_webhook_config(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError>;
+
+    /// Replaces source `name`'s configuration with `after` (the same settings with their
+    /// secrets sealed, `secrets.rs`) when it still is `before`; `false` when it changed or
+    /// went meanwhile. Not audited: no setting changes, only how the database holds it.
+    async fn reseal_source_config(
+        &self,
+        name: &str,
+        before: &Value,
+        after: &Value,
+    ) -> Result<bool, StoreError>;
+
+    /// The same for webhook `id`.
+    async fn reseal_webhook_config(
+        &self,
+        id: Uuid,
+        before: &Value,
+        after: &Value,
+    ) -> Result<bool, StoreError>;
+
+    // OpenID Connect sign-in to the console (issue 7). An identity provider's account signs
+    // in as an existing console account only; roles stay local.
+
+    /// The account linked to the provider account (`issuer`, `subject`).
+    async fn console_admin_by_oidc(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<console::ConsoleAdminAuth>, StoreError>;
+
+    /// The accounts whose username equals `email`, compared case-insensitively (ASCII);
+    /// the caller refuses anything but exactly one.
+    async fn console_admins_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Vec<console::ConsoleAdminAuth>, StoreError>;
+
+    /// Opens the session of a verified OpenID Connect sign-in, linking the provider account
+    /// first when asked, with its `console.sign_in` audit entry, in one transaction; nothing
+    /// is written unless the outcome is `SignedIn`.
+    async fn console_oidc_sign_in(
+        &self,
+        sign_in: &console::OidcSignIn,
+    ) -> Result<console::OidcSignInOutcome, StoreError>;
+
+    /// Every identity-provider link, by account.
+    async fn list_console_oidc_links(&self) -> Result<Vec<console::OidcLink>, StoreError>;
+
+    /// Links (`issuer`, `subject`) to account `admin` by hand, replacing the account's
+    /// earlier link to that issuer, audited with before and after. For providers that do
+    /// not vouch for emails (Microsoft Entra sends no `email_verified`).
+    async fn link_console_oidc(
+        &self,
+        admin: Uuid,
+        issuer: &str,
+        subject: &str,
+        by: &ChangeBy,
+    ) -> Result<console::OidcLinkOutcome, StoreError>;
+
+    /// Removes account `admin`'s link to `issuer`, audited; `false` when there was none.
+    async fn unlink_console_oidc(
+        &self,
+        admin: Uuid,
+        issuer: &str,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError>;
 
     // What a reporter sees of IT's triage (issues 6 and 7).
 

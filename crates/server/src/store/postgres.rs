@@ -5,17 +5,21 @@
 //! `tandem_policy` on every insert (whoever inserts: a replica or the CLI), and each server's
 //! change feed LISTENs and publishes to its hub. A lost listener connection is re-opened and
 //! followed by a catch-up read, because notifications sent while it was away are gone.
+//! The same listener hears `tandem_device`: a revocation or re-enrolment through any replica
+//! announces the device id, and every replica drops its cached tokens (`token_cache`); after
+//! a lost connection the whole cache is dropped.
 //!
 //! Concurrency: transactions run at READ COMMITTED. Where two writers could race for the
 //! same rows, one statement decides (`UPDATE … RETURNING` for secret uses, `INSERT … ON
 //! CONFLICT` for devices and reports), or a row lock serializes them (the group row while a
-//! policy version is numbered). Rows of one report are written in check order, so two
-//! reports of one device lock them in the same order and cannot deadlock.
+//! policy version is numbered). A batch of reports writes its rows in (device, check) order
+//! and locks its device rows in id order, so two batches lock them in the same order and
+//! cannot deadlock.
 
 use std::collections::HashMap;
 use std::str::FromStr as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,6 +33,7 @@ use tandem_proto::CheckResult;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::token_cache::TokenCache;
 use super::{
     action, console, contains_pattern, device_filter_sql, integrations, latest_per_user,
     parse_check_result, parse_json, parse_name, parse_opt_json, releases, to_json_text, AuditEntry,
@@ -44,12 +49,18 @@ use crate::keys::policy_etag;
 
 /// The NOTIFY channel the `policies` trigger announces new versions on.
 pub const POLICY_CHANNEL: &str = "tandem_policy";
+/// The NOTIFY channel a revocation or re-enrolment announces a device id on, so that every
+/// replica forgets the device's cached tokens.
+pub const DEVICE_CHANNEL: &str = "tandem_device";
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     /// How long the change feed waits before trying a lost connection again.
     retry_interval: Duration,
+    /// Device tokens already looked up; see `token_cache`. Kept current by this process's
+    /// own changes and, for other replicas' changes, by the change feed.
+    tokens: Arc<TokenCache>,
 }
 
 impl PostgresStore {
@@ -68,6 +79,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             retry_interval: options.change_poll_interval,
+            tokens: Arc::new(TokenCache::default()),
         })
     }
 
@@ -75,6 +87,16 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// Tells every replica's change feed, when `tx` commits, to forget `device`'s tokens.
+async fn notify_device(tx: &mut PgConnection, device: Uuid) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(DEVICE_CHANNEL)
+        .bind(device.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// What the `policies` trigger sends.
@@ -232,6 +254,26 @@ fn identity_from_row(row: &PgRow) -> Result<IdentityFact, StoreError> {
     })
 }
 
+/// An OpenID Connect sign-in's account row (`a.*` of `console_admins`).
+fn oidc_admin_from_row(
+    row: &sqlx::postgres::PgRow,
+) -> Result<console::ConsoleAdminAuth, StoreError> {
+    let role: String = row.try_get("role")?;
+    Ok(console::ConsoleAdminAuth {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("console admin role `{role}`")))?,
+        password_hash: row.try_get("password_hash")?,
+        totp_secret: row.try_get("totp_secret")?,
+        totp_last_step: row.try_get("totp_last_step")?,
+        locked_until: row.try_get("locked_until")?,
+        disabled: row
+            .try_get::<Option<DateTime<Utc>>, _>("disabled_at")?
+            .is_some(),
+    })
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -381,11 +423,19 @@ impl Store for PostgresStore {
         .bind(new.now)
         .execute(&mut *tx)
         .await?;
+        // A re-enrolment revoked the earlier tokens and may have moved the device: every
+        // replica forgets them (NOTIFY is delivered on commit), this one at once.
+        notify_device(&mut tx, device_id).await?;
         tx.commit().await?;
+        self.tokens.invalidate_device(device_id);
         Ok(EnrollOutcome::Enrolled { device_id, group })
     }
 
     async fn device_by_token(&self, hash: &SecretHash) -> Result<Option<AuthedDevice>, StoreError> {
+        let miss = match self.tokens.get(hash, Instant::now()) {
+            Ok(device) => return Ok(Some(device)),
+            Err(miss) => miss,
+        };
         let row = sqlx::query(
             "SELECT d.id, d.group_name FROM device_tokens t JOIN devices d ON d.id = t.device_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND d.revoked_at IS NULL",
@@ -393,13 +443,19 @@ impl Store for PostgresStore {
         .bind(&hash[..])
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(AuthedDevice {
-                id: row.try_get("id")?,
-                group: row.try_get("group_name")?,
+        let device = row
+            .map(|row| {
+                Ok::<_, StoreError>(AuthedDevice {
+                    id: row.try_get("id")?,
+                    group: row.try_get("group_name")?,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        if let Some(device) = &device {
+            self.tokens
+                .insert(*hash, device.clone(), miss, Instant::now());
+        }
+        Ok(device)
     }
 
     async fn claim_overdue_notice(
@@ -610,24 +666,17 @@ impl Store for PostgresStore {
 
     async fn ingest_report(&self, new: NewReport<'_>) -> Result<IngestOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let outcome = ingest_in(&mut tx, new).await?;
+        let outcomes = ingest_batch_in(&mut tx, &[new]).await?;
         tx.commit().await?;
-        Ok(outcome)
+        Ok(outcomes.first().copied().unwrap_or(IngestOutcome::Replayed))
     }
 
     async fn ingest_reports(
         &self,
         reports: &[NewReport<'_>],
     ) -> Result<Vec<IngestOutcome>, StoreError> {
-        // Devices in id order, so that batches from several replicas take their row locks in
-        // one order and cannot deadlock each other.
-        let mut order: Vec<usize> = (0..reports.len()).collect();
-        order.sort_by_key(|&i| reports[i].device_id);
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = vec![IngestOutcome::Replayed; reports.len()];
-        for i in order {
-            outcomes[i] = ingest_in(&mut tx, reports[i]).await?;
-        }
+        let outcomes = ingest_batch_in(&mut tx, reports).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -881,7 +930,11 @@ impl Store for PostgresStore {
             Some(&after),
         )
         .await?;
+        notify_device(&mut tx, id).await?;
         tx.commit().await?;
+        // Before answering, so that the device's next request here is refused; other
+        // replicas hear of it through the NOTIFY above.
+        self.tokens.invalidate_device(id);
         Ok(true)
     }
 
@@ -1347,9 +1400,12 @@ impl Store for PostgresStore {
         // LISTEN is in force once this returns, so every version committed afterwards is
         // announced to this feed.
         let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(POLICY_CHANNEL).await?;
+        listener
+            .listen_all([POLICY_CHANNEL, DEVICE_CHANNEL])
+            .await?;
         let pool = self.pool.clone();
         let retry = self.retry_interval;
+        let tokens = Arc::clone(&self.tokens);
         Ok(Box::pin(async move {
             loop {
                 let next = tokio::select! {
@@ -1357,6 +1413,14 @@ impl Store for PostgresStore {
                     next = listener.try_recv() => next,
                 };
                 match next {
+                    Ok(Some(notification)) if notification.channel() == DEVICE_CHANNEL => {
+                        match Uuid::parse_str(notification.payload()) {
+                            Ok(device) => tokens.invalidate_device(device),
+                            // Cannot tell whose tokens changed: forget them all.
+                            Err(_) => tokens.clear(),
+                        }
+                        continue;
+                    }
                     Ok(Some(notification)) => {
                         match serde_json::from_str::<PolicyNotice>(notification.payload()) {
                             Ok(n) => hub.publish(&n.group, n.version),
@@ -1370,10 +1434,15 @@ impl Store for PostgresStore {
                 // Re-LISTEN first and catch up second, so nothing committed in between
                 // is missed; until both work, try again every `retry`.
                 loop {
-                    let recovered = match listener.listen(POLICY_CHANNEL).await {
-                        Ok(()) => catch_up(&pool, &hub).await,
-                        Err(e) => Err(e.into()),
-                    };
+                    let recovered =
+                        match listener.listen_all([POLICY_CHANNEL, DEVICE_CHANNEL]).await {
+                            Ok(()) => {
+                                // Revocations announced while away are gone too.
+                                tokens.clear();
+                                catch_up(&pool, &hub).await
+                            }
+                            Err(e) => Err(e.into()),
+                        };
                     match recovered {
                         Ok(()) => break,
                         Err(e) => {
@@ -1468,31 +1537,65 @@ impl Store for PostgresStore {
     async fn console_login_failed(
         &self,
         admin: Uuid,
+        reason: console::SignInFailure,
         now: DateTime<Utc>,
         max_failures: u32,
         lock_for: chrono::Duration,
     ) -> Result<console::LoginFailure, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let failures: Option<i32> = sqlx::query_scalar(
-            "UPDATE console_admins SET failed_attempts = failed_attempts + 1 WHERE id = $1
-             RETURNING failed_attempts",
-        )
-        .bind(admin)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let outcome = match failures {
-            Some(n) if i64::from(n) >= i64::from(max_failures) => {
-                let until = now + lock_for;
-                sqlx::query(
-                    "UPDATE console_admins SET failed_attempts = 0, locked_until = $1 WHERE id = $2",
-                )
-                .bind(until)
+        let found: Option<(i32, String)> = if reason.counts() {
+            sqlx::query_as(
+                "UPDATE console_admins SET failed_attempts = failed_attempts + 1 WHERE id = $1
+                 RETURNING failed_attempts, username",
+            )
+            .bind(admin)
+            .fetch_optional(&mut *tx)
+            .await?
+        } else {
+            sqlx::query_as("SELECT failed_attempts, username FROM console_admins WHERE id = $1")
                 .bind(admin)
-                .execute(&mut *tx)
-                .await?;
-                console::LoginFailure::Locked(until)
-            }
-            _ => console::LoginFailure::Counted,
+                .fetch_optional(&mut *tx)
+                .await?
+        };
+        let Some((failures, username)) = found else {
+            return Ok(console::LoginFailure::Counted);
+        };
+        // The claimed name, not `admin:`: nobody was authenticated.
+        let by = ChangeBy {
+            actor: format!("login:{username}"),
+            at: now,
+        };
+        let target = format!("console_admin:{admin}");
+        audit(
+            &mut tx,
+            &by,
+            console::SIGN_IN_FAILED_ACTION,
+            &target,
+            None,
+            Some(&json!({"method": console::PASSWORD_METHOD, "reason": reason.as_str()})),
+        )
+        .await?;
+        let outcome = if reason.counts() && i64::from(failures) >= i64::from(max_failures) {
+            let until = now + lock_for;
+            sqlx::query(
+                "UPDATE console_admins SET failed_attempts = 0, locked_until = $1 WHERE id = $2",
+            )
+            .bind(until)
+            .bind(admin)
+            .execute(&mut *tx)
+            .await?;
+            audit(
+                &mut tx,
+                &by,
+                console::LOCKOUT_ACTION,
+                &target,
+                None,
+                Some(&json!({"failures": failures, "locked_until": until})),
+            )
+            .await?;
+            console::LoginFailure::Locked(until)
+        } else {
+            console::LoginFailure::Counted
         };
         tx.commit().await?;
         Ok(outcome)
@@ -1504,21 +1607,21 @@ impl Store for PostgresStore {
         session: &console::NewConsoleSession,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
+        let username: Option<String> = sqlx::query_scalar(
             "UPDATE console_admins
              SET totp_last_step = $1, failed_attempts = 0, locked_until = NULL, last_login_at = $2
-             WHERE id = $3 AND totp_last_step < $4 AND disabled_at IS NULL",
+             WHERE id = $3 AND totp_last_step < $4 AND disabled_at IS NULL
+             RETURNING username",
         )
         .bind(step)
         .bind(session.created_at)
         .bind(session.admin_id)
         .bind(step)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(username) = username else {
             return Ok(false);
-        }
+        };
         sqlx::query(
             "INSERT INTO console_sessions (token_hash, admin_id, created_at, expires_at)
              VALUES ($1, $2, $3, $4)",
@@ -1528,6 +1631,19 @@ impl Store for PostgresStore {
         .bind(session.created_at)
         .bind(session.expires_at)
         .execute(&mut *tx)
+        .await?;
+        let by = ChangeBy {
+            actor: format!("admin:{username}"),
+            at: session.created_at,
+        };
+        audit(
+            &mut tx,
+            &by,
+            console::SIGN_IN_ACTION,
+            &format!("console_admin:{}", session.admin_id),
+            None,
+            Some(&json!({"method": console::PASSWORD_METHOD})),
+        )
         .await?;
         tx.commit().await?;
         Ok(true)
@@ -1560,12 +1676,270 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn delete_console_session(&self, token_hash: &SecretHash) -> Result<(), StoreError> {
+    async fn delete_console_session(
+        &self,
+        token_hash: &SecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found: Option<(Uuid, String)> = sqlx::query_as(
+            "SELECT a.id, a.username
+             FROM console_sessions s JOIN console_admins a ON a.id = s.admin_id
+             WHERE s.token_hash = $1",
+        )
+        .bind(&token_hash[..])
+        .fetch_optional(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM console_sessions WHERE token_hash = $1")
             .bind(&token_hash[..])
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if let Some((id, username)) = found {
+            let by = ChangeBy {
+                actor: format!("admin:{username}"),
+                at: now,
+            };
+            let target = format!("console_admin:{id}");
+            audit(&mut tx, &by, console::SIGN_OUT_ACTION, &target, None, None).await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    // OpenID Connect sign-in (issue 7).
+
+    async fn console_admin_by_oidc(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<console::ConsoleAdminAuth>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.id, a.username, a.role, a.password_hash, a.totp_secret, a.totp_last_step,
+                    a.locked_until, a.disabled_at
+             FROM console_oidc_links l JOIN console_admins a ON a.id = l.admin_id
+             WHERE l.issuer = $1 AND l.subject = $2",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(oidc_admin_from_row).transpose()
+    }
+
+    async fn console_admins_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Vec<console::ConsoleAdminAuth>, StoreError> {
+        // ASCII lower-casing in both backends (SQLite's lower() knows no more), so that
+        // both match the same accounts.
+        let rows = sqlx::query(
+            "SELECT a.id, a.username, a.role, a.password_hash, a.totp_secret, a.totp_last_step,
+                    a.locked_until, a.disabled_at
+             FROM console_admins a WHERE lower(a.username) = $1",
+        )
+        .bind(email.to_ascii_lowercase())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(oidc_admin_from_row).collect()
+    }
+
+    async fn console_oidc_sign_in(
+        &self,
+        sign_in: &console::OidcSignIn,
+    ) -> Result<console::OidcSignInOutcome, StoreError> {
+        let now = sign_in.session.created_at;
+        let mut tx = self.pool.begin().await?;
+        if sign_in.link {
+            let linked: Option<String> = sqlx::query_scalar(
+                "SELECT subject FROM console_oidc_links WHERE issuer = $1 AND admin_id = $2",
+            )
+            .bind(&sign_in.issuer)
+            .bind(sign_in.admin_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match linked {
+                Some(subject) if subject != sign_in.subject => {
+                    return Ok(console::OidcSignInOutcome::LinkedElsewhere);
+                }
+                Some(_) => {}
+                None => {
+                    sqlx::query(
+                        "INSERT INTO console_oidc_links (issuer, subject, admin_id, linked_at)
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&sign_in.issuer)
+                    .bind(&sign_in.subject)
+                    .bind(sign_in.admin_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        // Disabled or locked since the caller looked: refused, and the link above is
+        // rolled back with the transaction.
+        let updated = sqlx::query(
+            "UPDATE console_admins SET last_login_at = $1
+             WHERE id = $2 AND disabled_at IS NULL
+               AND (locked_until IS NULL OR locked_until <= $3)",
+        )
+        .bind(now)
+        .bind(sign_in.admin_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(console::OidcSignInOutcome::Refused);
+        }
+        sqlx::query(
+            "INSERT INTO console_sessions (token_hash, admin_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&sign_in.session.token_hash[..])
+        .bind(sign_in.admin_id)
+        .bind(sign_in.session.created_at)
+        .bind(sign_in.session.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        let by = ChangeBy {
+            actor: format!("admin:{}", sign_in.username),
+            at: now,
+        };
+        let after = json!({
+            "method": "oidc",
+            "issuer": sign_in.issuer,
+            "subject": sign_in.subject,
+            "amr": sign_in.amr,
+            "linked": sign_in.link,
+        });
+        audit(
+            &mut tx,
+            &by,
+            console::SIGN_IN_ACTION,
+            &format!("console_admin:{}", sign_in.admin_id),
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(console::OidcSignInOutcome::SignedIn)
+    }
+
+    async fn list_console_oidc_links(&self) -> Result<Vec<console::OidcLink>, StoreError> {
+        let rows: Vec<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT admin_id, issuer, subject, linked_at FROM console_oidc_links
+             ORDER BY admin_id, issuer",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(admin_id, issuer, subject, linked_at)| {
+                Ok(console::OidcLink {
+                    admin_id,
+                    issuer,
+                    subject,
+                    linked_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn link_console_oidc(
+        &self,
+        admin: Uuid,
+        issuer: &str,
+        subject: &str,
+        by: &ChangeBy,
+    ) -> Result<console::OidcLinkOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM console_admins WHERE id = $1")
+            .bind(admin)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(console::OidcLinkOutcome::NoSuchAccount);
+        }
+        let holder: Option<Uuid> = sqlx::query_scalar(
+            "SELECT admin_id FROM console_oidc_links WHERE issuer = $1 AND subject = $2",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match holder {
+            Some(holder) if holder != admin => return Ok(console::OidcLinkOutcome::SubjectTaken),
+            // Linked so already: nothing to change or record.
+            Some(_) => return Ok(console::OidcLinkOutcome::Linked),
+            None => {}
+        }
+        let before: Option<(String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT subject, linked_at FROM console_oidc_links WHERE issuer = $1 AND admin_id = $2",
+        )
+        .bind(issuer)
+        .bind(admin)
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM console_oidc_links WHERE issuer = $1 AND admin_id = $2")
+            .bind(issuer)
+            .bind(admin)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO console_oidc_links (issuer, subject, admin_id, linked_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .bind(admin)
+        .bind(by.at)
+        .execute(&mut *tx)
+        .await?;
+        let before = before.map(|(subject, linked_at)| {
+            json!({"issuer": issuer, "subject": subject, "linked_at": linked_at})
+        });
+        audit(
+            &mut tx,
+            by,
+            console::action::OIDC_LINK,
+            &format!("console_admin:{admin}"),
+            before.as_ref(),
+            Some(&json!({"issuer": issuer, "subject": subject, "linked_at": by.at})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(console::OidcLinkOutcome::Linked)
+    }
+
+    async fn unlink_console_oidc(
+        &self,
+        admin: Uuid,
+        issuer: &str,
+        by: &ChangeBy,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before: Option<(String, DateTime<Utc>)> = sqlx::query_as(
+            "DELETE FROM console_oidc_links WHERE issuer = $1 AND admin_id = $2
+             RETURNING subject, linked_at",
+        )
+        .bind(issuer)
+        .bind(admin)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((subject, linked_at)) = before else {
+            return Ok(false);
+        };
+        audit(
+            &mut tx,
+            by,
+            console::action::OIDC_UNLINK,
+            &format!("console_admin:{admin}"),
+            Some(&json!({"issuer": issuer, "subject": subject, "linked_at": linked_at})),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn list_console_admins(&self) -> Result<Vec<console::ConsoleAdminInfo>, StoreError> {
@@ -2152,6 +2526,55 @@ impl Store for PostgresStore {
         Ok(true)
     }
 
+    async fn reseal_source_config(
+        &self,
+        name: &str,
+        before: &Value,
+        after: &Value,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<String> = sqlx::query_scalar(
+            "SELECT config FROM identity_source_configs WHERE name = $1 FOR UPDATE",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if current.map(|c| parse_json(&c)).transpose()?.as_ref() != Some(before) {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE identity_source_configs SET config = $1 WHERE name = $2")
+            .bind(to_json_text(after)?)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn reseal_webhook_config(
+        &self,
+        id: Uuid,
+        before: &Value,
+        after: &Value,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT config FROM webhook_configs WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current.map(|c| parse_json(&c)).transpose()?.as_ref() != Some(before) {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE webhook_configs SET config = $1 WHERE id = $2")
+            .bind(to_json_text(after)?)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn delete_webhook_config(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let before: Option<(String, String)> =
@@ -2215,130 +2638,290 @@ impl Store for PostgresStore {
     }
 }
 
-/// One report's writes, inside the caller's transaction. A replay writes nothing.
-async fn ingest_in(
-    tx: &mut sqlx::PgConnection,
-    new: NewReport<'_>,
-) -> Result<IngestOutcome, StoreError> {
-    let report = new.report;
-    let inserted = sqlx::query(
-        "INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, report_id) DO NOTHING",
-    )
-    .bind(new.device_id)
-    .bind(report.report_id)
-    .bind(new.received_at)
-    .bind(report.sent_at)
-    .bind(&report.agent_version)
-    .bind(new.raw)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        // The report was stored before; nothing of it is written again.
-        return Ok(IngestOutcome::Replayed);
+/// Updates the device rows of the reports `batch` (indexes into `reports`, at most one per
+/// device) in one statement: the last report time always, the inventory only from a report
+/// at least as new as the one the row holds (an outbox may deliver an old report late).
+async fn update_devices(
+    tx: &mut PgConnection,
+    reports: &[NewReport<'_>],
+    batch: &[usize],
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut received = Vec::with_capacity(batch.len());
+    let mut hostnames = Vec::with_capacity(batch.len());
+    let mut oses = Vec::with_capacity(batch.len());
+    let mut os_versions = Vec::with_capacity(batch.len());
+    let mut models = Vec::with_capacity(batch.len());
+    let mut serials = Vec::with_capacity(batch.len());
+    let mut agent_versions = Vec::with_capacity(batch.len());
+    let mut has_users = Vec::with_capacity(batch.len());
+    let mut logins = Vec::with_capacity(batch.len());
+    let mut emails = Vec::with_capacity(batch.len());
+    let mut etags = Vec::with_capacity(batch.len());
+    let mut sent = Vec::with_capacity(batch.len());
+    for &i in batch {
+        let new = &reports[i];
+        let (report, inv) = (new.report, &new.report.inventory);
+        ids.push(new.device_id);
+        received.push(new.received_at);
+        hostnames.push(inv.device.hostname.as_str());
+        oses.push(inv.device.os.as_str());
+        os_versions.push(inv.device.os_version.as_str());
+        models.push(inv.device.model.as_deref());
+        serials.push(inv.device.serial.as_deref());
+        agent_versions.push(report.agent_version.as_str());
+        // A report without a user leaves the enrolled user as it was.
+        has_users.push(inv.user.is_some());
+        logins.push(inv.user.as_ref().map(|u| u.login.as_str()));
+        emails.push(inv.user.as_ref().and_then(|u| u.email.as_deref()));
+        etags.push(report.policy_etag.as_deref());
+        sent.push(report.sent_at);
+    }
+    // Each SET sees the row as it was.
+    let newer = "(devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at)";
+    let sql = format!(
+        "UPDATE devices SET
+            last_report_at = GREATEST(devices.last_report_at, v.received_at),
+            hostname = CASE WHEN {newer} THEN v.hostname ELSE devices.hostname END,
+            os = CASE WHEN {newer} THEN v.os ELSE devices.os END,
+            os_version = CASE WHEN {newer} THEN v.os_version ELSE devices.os_version END,
+            model = CASE WHEN {newer} THEN v.model ELSE devices.model END,
+            serial = CASE WHEN {newer} THEN v.serial ELSE devices.serial END,
+            agent_version = CASE WHEN {newer} THEN v.agent_version ELSE devices.agent_version END,
+            user_login = CASE WHEN {newer} AND v.has_user THEN v.user_login ELSE devices.user_login END,
+            user_email = CASE WHEN {newer} AND v.has_user THEN v.user_email ELSE devices.user_email END,
+            applied_policy_etag = CASE WHEN {newer} THEN v.policy_etag ELSE devices.applied_policy_etag END,
+            inventory_at = CASE WHEN {newer} THEN v.sent_at ELSE devices.inventory_at END
+         FROM UNNEST($1::UUID[], $2::TIMESTAMPTZ[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BOOL[], $10::TEXT[], $11::TEXT[],
+                $12::TEXT[], $13::TIMESTAMPTZ[])
+            AS v(id, received_at, hostname, os, os_version, model, serial, agent_version,
+                has_user, user_login, user_email, policy_etag, sent_at)
+         WHERE devices.id = v.id"
+    );
+    sqlx::query(&sql)
+        .bind(&ids)
+        .bind(&received)
+        .bind(&hostnames)
+        .bind(&oses)
+        .bind(&os_versions)
+        .bind(&models)
+        .bind(&serials)
+        .bind(&agent_versions)
+        .bind(&has_users)
+        .bind(&logins)
+        .bind(&emails)
+        .bind(&etags)
+        .bind(&sent)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes a batch of reports inside the caller's transaction with a handful of array
+/// statements (`UNNEST`) instead of four statements per report: each statement is a round
+/// trip to the database. The outcome is the one of writing the reports one by one in device
+/// order (batch order within a device): a repeated id is a replay, the newest observation of
+/// a check wins, and the device row keeps the newest report's inventory. Rows are written
+/// in (device, check) order, so concurrent batches lock them in one order (see the module
+/// comment).
+async fn ingest_batch_in(
+    tx: &mut PgConnection,
+    reports: &[NewReport<'_>],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let mut outcomes = vec![IngestOutcome::Replayed; reports.len()];
+    // Devices in id order, so that batches from several replicas take their row locks in
+    // one order and cannot deadlock each other; a stable sort keeps batch order per device.
+    let mut order: Vec<usize> = (0..reports.len()).collect();
+    order.sort_by_key(|&i| reports[i].device_id);
+    // A report repeated inside the batch is a replay of its first copy.
+    let mut seen = std::collections::HashSet::new();
+    order.retain(|&i| seen.insert((reports[i].device_id, reports[i].report.report_id)));
+    if order.is_empty() {
+        return Ok(outcomes);
     }
 
-    // Check order is lock order (see the module comment). An outbox may deliver an old
-    // report after a newer one; the newer observation wins whatever the arrival order.
-    let mut results: Vec<&CheckResult> = report.results.iter().collect();
-    results.sort_by_key(|r| r.id);
-    let mut checks = Vec::with_capacity(results.len());
-    let mut statuses = Vec::with_capacity(results.len());
-    let mut observed = Vec::with_capacity(results.len());
-    let mut bodies = Vec::with_capacity(results.len());
-    for r in results {
-        checks.push(r.id.as_str().to_owned());
-        statuses.push(r.status.as_str().to_owned());
-        observed.push(r.observed_at);
-        bodies.push(to_json_text(r)?);
+    // The reports: whichever rows were not stored before come back from RETURNING.
+    let rows = sqlx::query(
+        "INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body)
+         SELECT * FROM UNNEST($1::UUID[], $2::UUID[], $3::TIMESTAMPTZ[], $4::TIMESTAMPTZ[],
+            $5::TEXT[], $6::TEXT[])
+         ON CONFLICT (device_id, report_id) DO NOTHING
+         RETURNING device_id, report_id",
+    )
+    .bind(
+        order
+            .iter()
+            .map(|&i| reports[i].device_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        order
+            .iter()
+            .map(|&i| reports[i].report.report_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        order
+            .iter()
+            .map(|&i| reports[i].received_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        order
+            .iter()
+            .map(|&i| reports[i].report.sent_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        order
+            .iter()
+            .map(|&i| reports[i].report.agent_version.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(order.iter().map(|&i| reports[i].raw).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut inserted = std::collections::HashSet::with_capacity(rows.len());
+    for row in &rows {
+        inserted.insert((
+            row.try_get::<Uuid, _>("device_id")?,
+            row.try_get::<Uuid, _>("report_id")?,
+        ));
     }
-    if !checks.is_empty() {
+    let stored: Vec<usize> = order
+        .into_iter()
+        .filter(|&i| inserted.contains(&(reports[i].device_id, reports[i].report.report_id)))
+        .collect();
+    if stored.is_empty() {
+        return Ok(outcomes);
+    }
+    for &i in &stored {
+        outcomes[i] = IngestOutcome::Stored;
+    }
+
+    // Latest results: one row per device × check, as writing the reports in order would
+    // leave it (the newest observation; of equal ones, the later report's), since one
+    // statement may not update a row twice. The existing row is kept when it is newer.
+    let mut latest: std::collections::BTreeMap<(Uuid, &str), (usize, usize, &CheckResult)> =
+        std::collections::BTreeMap::new();
+    for &i in &stored {
+        for (n, r) in reports[i].report.results.iter().enumerate() {
+            let key = (reports[i].device_id, r.id.as_str());
+            match latest.get(&key) {
+                Some((_, _, kept)) if kept.observed_at > r.observed_at => {}
+                _ => {
+                    latest.insert(key, (i, n, r));
+                }
+            }
+        }
+    }
+    if !latest.is_empty() {
+        let mut devices = Vec::with_capacity(latest.len());
+        let mut checks = Vec::with_capacity(latest.len());
+        let mut statuses = Vec::with_capacity(latest.len());
+        let mut observed = Vec::with_capacity(latest.len());
+        let mut bodies = Vec::with_capacity(latest.len());
+        let mut report_ids = Vec::with_capacity(latest.len());
+        for ((device, check), (i, n, r)) in &latest {
+            devices.push(*device);
+            checks.push(*check);
+            statuses.push(r.status.as_str());
+            observed.push(r.observed_at);
+            bodies.push(reports[*i].result_text(*n)?);
+            report_ids.push(reports[*i].report.report_id);
+        }
         sqlx::query(
             "INSERT INTO latest_results
                 (device_id, check_id, status, observed_at, result, report_id)
-             SELECT $1, u.check_id, u.status, u.observed_at, u.result, $2
-             FROM UNNEST($3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[])
-                AS u(check_id, status, observed_at, result)
-             ORDER BY u.check_id
+             SELECT * FROM UNNEST($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TIMESTAMPTZ[],
+                $5::TEXT[], $6::UUID[])
              ON CONFLICT (device_id, check_id) DO UPDATE SET
                 status = EXCLUDED.status, observed_at = EXCLUDED.observed_at,
                 result = EXCLUDED.result, report_id = EXCLUDED.report_id
              WHERE EXCLUDED.observed_at >= latest_results.observed_at",
         )
-        .bind(new.device_id)
-        .bind(report.report_id)
+        .bind(&devices)
         .bind(&checks)
         .bind(&statuses)
         .bind(&observed)
         .bind(&bodies)
+        .bind(&report_ids)
         .execute(&mut *tx)
         .await?;
     }
 
-    if !report.events.is_empty() {
-        let kinds: Vec<&str> = report.events.iter().map(|e| e.kind.as_str()).collect();
-        let ats: Vec<DateTime<Utc>> = report.events.iter().map(|e| e.at).collect();
-        let event_checks: Vec<Option<&str>> = report
-            .events
-            .iter()
-            .map(|e| e.check_id.map(|c| c.as_str()))
-            .collect();
-        let details: Vec<Option<&str>> =
-            report.events.iter().map(|e| e.detail.as_deref()).collect();
+    let events: Vec<(usize, &tandem_proto::v1::Event)> = stored
+        .iter()
+        .flat_map(|&i| reports[i].report.events.iter().map(move |e| (i, e)))
+        .collect();
+    if !events.is_empty() {
         sqlx::query(
             "INSERT INTO events (device_id, report_id, kind, at, check_id, detail)
-             SELECT $1, $2, u.kind, u.at, u.check_id, u.detail
-             FROM UNNEST($3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[])
-                WITH ORDINALITY AS u(kind, at, check_id, detail, n)
+             SELECT u.device_id, u.report_id, u.kind, u.at, u.check_id, u.detail
+             FROM UNNEST($1::UUID[], $2::UUID[], $3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[],
+                $6::TEXT[])
+                WITH ORDINALITY AS u(device_id, report_id, kind, at, check_id, detail, n)
              ORDER BY u.n",
         )
-        .bind(new.device_id)
-        .bind(report.report_id)
-        .bind(&kinds)
-        .bind(&ats)
-        .bind(&event_checks)
-        .bind(&details)
+        .bind(
+            events
+                .iter()
+                .map(|(i, _)| reports[*i].device_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|(i, _)| reports[*i].report.report_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|(_, e)| e.kind.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|(_, e)| e.at).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|(_, e)| e.check_id.map(|c| c.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|(_, e)| e.detail.as_deref())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
     }
 
-    let inv = &report.inventory;
-    // Inventory comes from the newest report by `sent_at`; an old report delivered late
-    // from an outbox only moves `last_report_at`. Each SET sees the row as it was.
-    let newer = "(inventory_at IS NULL OR inventory_at <= $12)";
-    let sql = format!(
-        "UPDATE devices SET
-            last_report_at = GREATEST(last_report_at, $1),
-            hostname = CASE WHEN {newer} THEN $2 ELSE hostname END,
-            os = CASE WHEN {newer} THEN $3 ELSE os END,
-            os_version = CASE WHEN {newer} THEN $4 ELSE os_version END,
-            model = CASE WHEN {newer} THEN $5 ELSE model END,
-            serial = CASE WHEN {newer} THEN $6 ELSE serial END,
-            agent_version = CASE WHEN {newer} THEN $7 ELSE agent_version END,
-            user_login = CASE WHEN {newer} AND $8 THEN $9 ELSE user_login END,
-            user_email = CASE WHEN {newer} AND $8 THEN $10 ELSE user_email END,
-            applied_policy_etag = CASE WHEN {newer} THEN $11 ELSE applied_policy_etag END,
-            inventory_at = CASE WHEN {newer} THEN $12 ELSE inventory_at END
-         WHERE id = $13"
-    );
-    sqlx::query(&sql)
-        .bind(new.received_at)
-        .bind(&inv.device.hostname)
-        .bind(&inv.device.os)
-        .bind(&inv.device.os_version)
-        .bind(&inv.device.model)
-        .bind(&inv.device.serial)
-        .bind(&report.agent_version)
-        // A report without a user leaves the enrolled user as it was.
-        .bind(inv.user.is_some())
-        .bind(inv.user.as_ref().map(|u| u.login.as_str()))
-        .bind(inv.user.as_ref().and_then(|u| u.email.as_deref()))
-        .bind(&report.policy_etag)
-        .bind(report.sent_at)
-        .bind(new.device_id)
+    // The device rows, locked in id order first (an UPDATE … FROM takes them in whatever
+    // order its join yields). One statement for the devices with one report in the batch;
+    // a device whose outbox replayed several has them applied one at a time, in order,
+    // since a later report without a user must not undo an earlier one's user.
+    let mut devices: Vec<Uuid> = stored.iter().map(|&i| reports[i].device_id).collect();
+    devices.dedup();
+    sqlx::query("SELECT 1 FROM devices WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(&devices)
         .execute(&mut *tx)
         .await?;
-
-    Ok(IngestOutcome::Stored)
+    let mut per_device: HashMap<Uuid, u32> = HashMap::new();
+    for &i in &stored {
+        *per_device.entry(reports[i].device_id).or_default() += 1;
+    }
+    let (single, repeated): (Vec<usize>, Vec<usize>) = stored
+        .iter()
+        .partition(|&&i| per_device.get(&reports[i].device_id) == Some(&1));
+    update_devices(&mut *tx, reports, &single).await?;
+    for i in repeated {
+        update_devices(&mut *tx, reports, &[i]).await?;
+    }
+    Ok(outcomes)
 }

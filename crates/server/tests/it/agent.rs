@@ -87,6 +87,9 @@ async fn enrolment_with_a_bad_expired_or_used_up_secret_is_refused(backend: Back
 async fn re_enrolling_a_machine_keeps_its_id_and_retires_the_old_token(backend: Backend) {
     let t = TestServer::start(backend).await;
     let first = t.enroll("default", "same-machine").await;
+    // Used once, so that the server's token cache knows it when the machine re-enrols.
+    let used = t.get_policy(&first.device_token, None, 0).await;
+    assert_eq!(used.status(), StatusCode::OK);
     let second = t.enroll("eng", "same-machine").await;
     assert_eq!(first.device_id, second.device_id);
     assert_eq!(t.count("devices").await, 1);
@@ -310,25 +313,9 @@ async fn a_policy_put_wakes_a_parked_long_poll_at_once(backend: Backend) {
         .await
         .unwrap();
 
-    let poll = {
-        let (http, url, token, etag) = (
-            t.http.clone(),
-            format!("{}?wait=60", t.url(v1::PATH_POLICY)),
-            device.device_token.clone(),
-            current.etag.clone(),
-        );
-        tokio::spawn(async move {
-            let response = http
-                .get(url)
-                .bearer_auth(token)
-                .header("If-None-Match", format!("\"{etag}\""))
-                .send()
-                .await
-                .unwrap();
-            (Instant::now(), response)
-        })
-    };
-    t.parked(1).await;
+    let poll = t
+        .park_policy_poll(&device.device_token, &current.etag, 60)
+        .await;
 
     let pushed_at = Instant::now();
     let new_policy = json!({"org": {"name": "Acme"}, "intervals": {"report_minutes": 5}});
@@ -363,28 +350,14 @@ async fn a_device_without_a_group_policy_follows_the_default_group(backend: Back
         .await
         .unwrap();
 
-    let poll = {
-        let (http, url, token, etag) = (
-            t.http.clone(),
-            format!("{}?wait=60", t.url(v1::PATH_POLICY)),
-            device.device_token.clone(),
-            current.etag.clone(),
-        );
-        tokio::spawn(async move {
-            http.get(url)
-                .bearer_auth(token)
-                .header("If-None-Match", format!("\"{etag}\""))
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    t.parked(1).await;
+    let poll = t
+        .park_policy_poll(&device.device_token, &current.etag, 60)
+        .await;
     let put = t
         .put_policy(&admin, "default", &json!({"org": {"name": "Everyone"}}))
         .await;
     assert_eq!(put.status(), StatusCode::OK);
-    let signed: SignedPolicy = poll.await.unwrap().json().await.unwrap();
+    let signed: SignedPolicy = poll.await.unwrap().1.json().await.unwrap();
     assert_eq!((signed.group.as_str(), signed.version), ("default", 1));
     verify(&signed, &device.policy_signing_key);
 }
@@ -429,25 +402,11 @@ async fn shutdown_releases_parked_long_polls(backend: Backend) {
         .json()
         .await
         .unwrap();
-    let poll = {
-        let (http, url, token, etag) = (
-            t.http.clone(),
-            format!("{}?wait=300", t.url(v1::PATH_POLICY)),
-            device.device_token.clone(),
-            current.etag.clone(),
-        );
-        tokio::spawn(async move {
-            http.get(url)
-                .bearer_auth(token)
-                .header("If-None-Match", format!("\"{etag}\""))
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    t.parked(1).await;
+    let poll = t
+        .park_policy_poll(&device.device_token, &current.etag, 300)
+        .await;
     let started = Instant::now();
     t.server.shutdown().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(poll.await.unwrap().status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(poll.await.unwrap().1.status(), StatusCode::NOT_MODIFIED);
 }

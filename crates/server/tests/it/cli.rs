@@ -2,6 +2,7 @@
 //! address, and a policy pushed from another process reaches parked long-polls (on both
 //! backends: the CLI takes a `postgres://` URL as well).
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -19,13 +20,19 @@ on_both_backends!(
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem-server");
 
-async fn run(args: &[&str]) -> String {
-    let output = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
+/// Runs the CLI on `t`'s database, with the secrets key `t`'s server has.
+async fn run_on(t: &TestServer, args: &[&str]) -> String {
+    run(args, Some(&t.db.secrets_key_file())).await
+}
+
+/// Runs the CLI; without `key`, the key file is wherever the CLI puts it by default.
+async fn run(args: &[&str], key: Option<&Path>) -> String {
+    let mut command = Command::new(BIN);
+    command.args(args).env("RUST_LOG", "warn");
+    if let Some(key) = key {
+        command.env("TANDEM_SECRETS_KEY_FILE", key);
+    }
+    let output = command.output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
@@ -42,30 +49,36 @@ async fn secrets_made_by_the_cli_work_against_the_server(backend: Backend) {
     let t = TestServer::start(backend).await;
     let db = t.db_url.as_str();
 
-    let out = run(&[
-        "enroll-secret",
-        "create",
-        "--group",
-        "eng",
-        "--database",
-        db,
-    ])
+    let out = run_on(
+        &t,
+        &[
+            "enroll-secret",
+            "create",
+            "--group",
+            "eng",
+            "--database",
+            db,
+        ],
+    )
     .await;
     let secret = last_line(&out);
     assert_eq!(secret.len(), 43, "{out}");
     let response = t.post_enroll(secret, "m1").await;
     assert_eq!(response.status(), StatusCode::CREATED);
 
-    let out = run(&[
-        "token",
-        "create",
-        "--role",
-        "viewer",
-        "--name",
-        "ci",
-        "--database",
-        db,
-    ])
+    let out = run_on(
+        &t,
+        &[
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--name",
+            "ci",
+            "--database",
+            db,
+        ],
+    )
     .await;
     let token = last_line(&out);
     let response = t
@@ -83,14 +96,17 @@ async fn the_data_dir_holds_the_default_database() {
     let dir = tempfile::tempdir().unwrap();
     let data_path = dir.path().join("nested").join("data");
     let data_dir = data_path.to_str().unwrap();
-    let out = run(&[
-        "--data-dir",
-        data_dir,
-        "enroll-secret",
-        "create",
-        "--max-uses",
-        "2",
-    ])
+    let out = run(
+        &[
+            "--data-dir",
+            data_dir,
+            "enroll-secret",
+            "create",
+            "--max-uses",
+            "2",
+        ],
+        None,
+    )
     .await;
     assert_eq!(last_line(&out).len(), 43);
     assert!(dir.path().join("nested/data/tandem-server.db").exists());
@@ -149,42 +165,31 @@ async fn a_policy_pushed_from_the_cli_reaches_a_parked_long_poll(backend: Backen
         .json()
         .await
         .unwrap();
-    let poll = {
-        let (http, url, token, etag) = (
-            t.http.clone(),
-            format!("{}?wait=60", t.url(v1::PATH_POLICY)),
-            device.device_token.clone(),
-            current.etag.clone(),
-        );
-        tokio::spawn(async move {
-            http.get(url)
-                .bearer_auth(token)
-                .header("If-None-Match", format!("\"{etag}\""))
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    t.parked(1).await;
+    let poll = t
+        .park_policy_poll(&device.device_token, &current.etag, 60)
+        .await;
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("policy.json");
     std::fs::write(&file, r#"{"org": {"name": "From the CLI"}}"#).unwrap();
     let pushed_at = Instant::now();
-    let out = run(&[
-        "policy",
-        "push",
-        "--group",
-        "eng",
-        "--file",
-        file.to_str().unwrap(),
-        "--database",
-        &t.db_url,
-    ])
+    let out = run_on(
+        &t,
+        &[
+            "policy",
+            "push",
+            "--group",
+            "eng",
+            "--file",
+            file.to_str().unwrap(),
+            "--database",
+            &t.db_url,
+        ],
+    )
     .await;
     assert!(out.starts_with("group eng version 1 etag "), "{out}");
 
-    let response = poll.await.unwrap();
+    let (_, response) = poll.await.unwrap();
     eprintln!(
         "{backend:?}: a policy pushed by another process reached a parked long-poll in {:?} \
          (including that process's start)",
@@ -203,7 +208,7 @@ async fn a_policy_pushed_from_the_cli_reaches_a_parked_long_poll(backend: Backen
 async fn the_cli_exports_the_compliance_csv() {
     let t = TestServer::start(Backend::Sqlite).await;
     t.enroll("default", "m1").await;
-    let out = run(&["export", "compliance", "--database", &t.db_url]).await;
+    let out = run_on(&t, &["export", "compliance", "--database", &t.db_url]).await;
     let mut lines = out.lines();
     assert!(lines.next().unwrap().starts_with("device_id,hostname,"));
     assert!(lines.next().unwrap().contains(",host-m1,"));

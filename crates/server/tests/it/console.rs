@@ -2,14 +2,19 @@
 //! whole route table against each role, CSRF refusal, and escaping of hostile device data.
 //! (The same pages in a real browser: `tests/it/console.rs` of `tandem-e2e`.)
 
+use std::sync::Arc;
+
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 use tandem_proto::CheckId;
+use tandem_server::config::RateLimit;
 use tandem_server::console::auth::totp_code;
 use tandem_server::console::{Access, ROUTES};
 use tandem_server::Role;
 
-use crate::support::{sample_report, Backend, TestServer};
+use serde_json::{json, Value};
+
+use crate::support::{sample_report, Backend, TestDb, TestServer};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -318,6 +323,14 @@ async fn every_route_against_every_role(backend: Backend) {
             let a = anonymous.get(&path).await.status();
             let v = viewer.get(&path).await.status();
             let m = admin.get(&path).await.status();
+            if path.starts_with("/console/oidc/") {
+                // Single sign-on is not configured here: public, and the same for everyone
+                // (`oidc.rs` walks these routes configured).
+                for (who, status) in [("anonymous", a), ("viewer", v), ("admin", m)] {
+                    assert_eq!(status, StatusCode::NOT_FOUND, "GET {path} {who}");
+                }
+                continue;
+            }
             match access {
                 Access::Public => assert_eq!(a, StatusCode::OK, "GET {path} anonymous"),
                 _ => assert_eq!(a, StatusCode::SEE_OTHER, "GET {path} anonymous"),
@@ -459,8 +472,346 @@ async fn hostile_device_data_is_escaped_on_every_page(backend: Backend) {
     let _ = CheckId::ALL;
 }
 
+/// The console's own audit rows (`console.*`) after the first `skip`: action, actor, target
+/// and `after` as JSON.
+async fn console_audit(server: &TestServer, skip: usize) -> Vec<(String, String, String, Value)> {
+    server
+        .db
+        .column::<String>(
+            "SELECT action || '|' || actor || '|' || target || '|' || COALESCE(after, 'null')
+             FROM audit_log WHERE action LIKE 'console.%' ORDER BY id",
+        )
+        .await
+        .into_iter()
+        .skip(skip)
+        .map(|row| {
+            let mut parts = row.splitn(4, '|');
+            let mut next = || parts.next().unwrap().to_owned();
+            let (action, actor, target) = (next(), next(), next());
+            (
+                action,
+                actor,
+                target,
+                serde_json::from_str(&next()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Posts one sign-in attempt from a fresh sign-in page; returns the status and the code.
+async fn attempt(
+    browser: &mut Browser,
+    user: &str,
+    password: &str,
+    code: String,
+) -> (StatusCode, String) {
+    let html = browser.get("/console/login").await.text().await.unwrap();
+    let token = hidden_value(&html, "login_token");
+    let status = browser
+        .post(
+            "/console/login",
+            &[
+                ("username", user),
+                ("password", password),
+                ("code", &code),
+                ("login_token", &token),
+            ],
+        )
+        .await
+        .status();
+    (status, code)
+}
+
+/// A six-digit code that matches none of the steps around now.
+fn wrong_code(server: &TestServer, secret: &str) -> String {
+    let step = server.clock_now().timestamp() / 30;
+    let valid: Vec<u32> = (step - 1..=step + 1)
+        .map(|s| totp_code(secret, s).unwrap())
+        .collect();
+    let code = (0..).find(|c| !valid.contains(c)).unwrap();
+    format!("{code:06}")
+}
+
+async fn every_sign_in_outcome_is_audited_without_secrets(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let secret = account(&server, "ada", Role::Admin).await;
+    let ada = server
+        .app()
+        .store()
+        .console_admin_by_username("ada")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let target = format!("console_admin:{ada}");
+    let mut browser = Browser::new(&server);
+    let wrong_password = "Tr0ub4dor&3-not-it";
+    let mut seen = console_audit(&server, 0).await.len();
+    assert_eq!(seen, 0);
+    let failed = |reason: &str| {
+        (
+            "console.sign_in_failed".to_owned(),
+            "login:ada".to_owned(),
+            target.clone(),
+            json!({"method": "password+totp", "reason": reason}),
+        )
+    };
+    let mut codes = Vec::new();
+
+    // A wrong password (and code): one row, reason bad_password.
+    let (status, code) = attempt(
+        &mut browser,
+        "ada",
+        wrong_password,
+        wrong_code(&server, &secret),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    codes.push(code);
+    let rows = console_audit(&server, seen).await;
+    assert_eq!(rows, [failed("bad_password")]);
+    seen += rows.len();
+
+    // The right password with a wrong code: bad_totp.
+    let (status, code) = attempt(&mut browser, "ada", PASSWORD, wrong_code(&server, &secret)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    codes.push(code);
+    let rows = console_audit(&server, seen).await;
+    assert_eq!(rows, [failed("bad_totp")]);
+    seen += rows.len();
+
+    // An unknown username writes nothing (anyone could fill the log with names).
+    let (status, _) = attempt(
+        &mut browser,
+        "nobody",
+        PASSWORD,
+        wrong_code(&server, &secret),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(console_audit(&server, seen).await.is_empty());
+
+    // Two more failures, then the fifth locks the account: its row and the lockout's.
+    for _ in 0..2 {
+        let (_, code) = attempt(&mut browser, "ada", PASSWORD, wrong_code(&server, &secret)).await;
+        codes.push(code);
+    }
+    seen += 2;
+    let (status, code) = attempt(
+        &mut browser,
+        "ada",
+        wrong_password,
+        wrong_code(&server, &secret),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    codes.push(code);
+    let rows = console_audit(&server, seen).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0], failed("bad_password"));
+    assert_eq!(rows[1].0, "console.lockout");
+    assert_eq!(rows[1].1, "login:ada");
+    assert_eq!(rows[1].2, target);
+    assert_eq!(rows[1].3["failures"], 5);
+    assert!(rows[1].3["locked_until"].is_string(), "{rows:?}");
+    seen += rows.len();
+
+    // While locked, even the right password and code fail: reason locked.
+    let step = server.clock_now().timestamp() / 30;
+    let right = format!("{:06}", totp_code(&secret, step).unwrap());
+    let (status, _) = attempt(&mut browser, "ada", PASSWORD, right).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let rows = console_audit(&server, seen).await;
+    assert_eq!(rows, [failed("locked")]);
+    seen += rows.len();
+
+    // After the lock, a sign-in: one console.sign_in row as admin:ada.
+    server.clock.advance(chrono::Duration::minutes(16));
+    let step = server.clock_now().timestamp() / 30;
+    let right = format!("{:06}", totp_code(&secret, step).unwrap());
+    let (status, code) = attempt(&mut browser, "ada", PASSWORD, right.clone()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    codes.push(code);
+    let rows = console_audit(&server, seen).await;
+    assert_eq!(
+        rows,
+        [(
+            "console.sign_in".to_owned(),
+            "admin:ada".to_owned(),
+            target.clone(),
+            json!({"method": "password+totp"})
+        )]
+    );
+    seen += rows.len();
+
+    // The same code in another browser: reused, refused, recorded.
+    let mut other = Browser::new(&server);
+    let response = other.sign_in(&server, "ada", &secret).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let rows = console_audit(&server, seen).await;
+    assert_eq!(rows, [failed("totp_reused")]);
+    seen += rows.len();
+
+    // The audit page's filters find these rows.
+    let html = browser
+        .get("/console/audit?action=console.lockout")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("locked_until"), "{html}");
+    assert!(!html.contains("bad_totp"), "{html}");
+    assert!(
+        html.contains("<option value=\"console.sign_in_failed\""),
+        "{html}"
+    );
+    let html = browser
+        .get("/console/audit?action=console.sign_in_failed&actor=login%3Aada")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("bad_totp") && html.contains("totp_reused"),
+        "{html}"
+    );
+    assert!(!html.contains("locked_until"), "{html}");
+
+    // Signing out: one console.sign_out row.
+    let csrf = browser.csrf("/console").await;
+    let response = browser.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let rows = console_audit(&server, seen).await;
+    assert_eq!(
+        rows,
+        [(
+            "console.sign_out".to_owned(),
+            "admin:ada".to_owned(),
+            target.clone(),
+            Value::Null
+        )]
+    );
+    seen += rows.len();
+
+    // A disabled account: reason disabled, under that account.
+    account(&server, "bob", Role::Viewer).await;
+    let bob = server
+        .app()
+        .store()
+        .console_admin_by_username("bob")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let by = tandem_server::store::ChangeBy {
+        actor: "admin:ada".into(),
+        at: server.clock_now(),
+    };
+    assert!(server
+        .app()
+        .store()
+        .disable_console_admin(bob, &by)
+        .await
+        .unwrap());
+    let rows_before = console_audit(&server, seen).await.len();
+    let mut bobs = Browser::new(&server);
+    let html = bobs.get("/console/login").await.text().await.unwrap();
+    let token = hidden_value(&html, "login_token");
+    let response = bobs
+        .post(
+            "/console/login",
+            &[
+                ("username", "bob"),
+                ("password", PASSWORD),
+                ("code", "123456"),
+                ("login_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let rows = console_audit(&server, seen + rows_before).await;
+    assert_eq!(
+        rows,
+        [(
+            "console.sign_in_failed".to_owned(),
+            "login:bob".to_owned(),
+            format!("console_admin:{bob}"),
+            json!({"method": "password+totp", "reason": "disabled"})
+        )]
+    );
+
+    // No password, code or TOTP secret anywhere in the log.
+    let everything = server
+        .db
+        .column::<String>(
+            "SELECT actor || ' ' || action || ' ' || target || ' ' || COALESCE(before, '')
+                    || ' ' || COALESCE(after, '') FROM audit_log",
+        )
+        .await
+        .join("\n");
+    assert!(!everything.contains(PASSWORD));
+    assert!(!everything.contains(wrong_password));
+    assert!(!everything.contains(&secret));
+    for code in codes.iter().chain([&right]) {
+        assert!(
+            !everything.contains(code.as_str()),
+            "{code} in {everything}"
+        );
+    }
+}
+
+/// Past its address's allowance a sign-in is refused before the account is looked at:
+/// no password check, no audit row, however the attempts are spread over accounts.
+async fn sign_ins_from_one_address_are_rate_limited(backend: Backend) {
+    let db = Arc::new(TestDb::new(backend).await);
+    let server = TestServer::start_with(db, |config| {
+        config.sign_in_rate_limit = Some(RateLimit {
+            per_minute: 1,
+            burst: 3,
+        });
+    })
+    .await;
+    let secret = account(&server, "ada", Role::Admin).await;
+    account(&server, "grace", Role::Viewer).await;
+    let mut browser = Browser::new(&server);
+    for user in ["ada", "grace", "ada"] {
+        let (status, _) = attempt(
+            &mut browser,
+            user,
+            "not-the-password",
+            wrong_code(&server, &secret),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{user}");
+    }
+    let audited = console_audit(&server, 0).await.len();
+    assert_eq!(audited, 3);
+
+    let step = server.clock_now().timestamp() / 30;
+    let right = format!("{:06}", totp_code(&secret, step).unwrap());
+    let html = browser.get("/console/login").await.text().await.unwrap();
+    let token = hidden_value(&html, "login_token");
+    let response = browser
+        .post(
+            "/console/login",
+            &[
+                ("username", "ada"),
+                ("password", PASSWORD),
+                ("code", &right),
+                ("login_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Too many sign-in attempts"), "{html}");
+    assert_eq!(console_audit(&server, 0).await.len(), audited);
+}
+
 on_both_backends!(
     sign_in_with_password_and_code_then_lockout,
+    every_sign_in_outcome_is_audited_without_secrets,
+    sign_ins_from_one_address_are_rate_limited,
     every_route_against_every_role,
     state_changes_without_the_csrf_token_are_refused,
     hostile_device_data_is_escaped_on_every_page,

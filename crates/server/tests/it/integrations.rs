@@ -220,6 +220,7 @@ async fn the_poller_picks_up_a_console_source_without_a_restart(backend: Backend
             Arc::new(tandem_server::SystemClock),
             Duration::from_millis(20),
             shutdown.clone(),
+            tandem_server::secrets::SecretsKey::generate(),
         ));
     }
     // Added while they run: the next tick finds it.
@@ -319,7 +320,11 @@ async fn an_okta_source_is_created_tested_edited_and_deleted_in_the_console(back
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
     let stored = server.app().store().list_source_configs().await.unwrap();
     assert_eq!(stored[0].config["interval_minutes"], 120);
-    assert_eq!(stored[0].config["api_token"], "okta-token");
+    // Kept, sealed (`secrets.rs`); the poll below proves it still opens to the token.
+    assert!(stored[0].config["api_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("enc:v1:"));
     let again = admin
         .post(
             "/console/identity/poll",

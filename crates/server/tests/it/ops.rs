@@ -48,23 +48,9 @@ async fn metrics_count_requests_by_route_parked_polls_and_ingest_lag(backend: Ba
         .json()
         .await
         .unwrap();
-    let poll = {
-        let (http, url, token, etag) = (
-            t.http.clone(),
-            format!("{}?wait=60", t.url(v1::PATH_POLICY)),
-            device.device_token.clone(),
-            current.etag.clone(),
-        );
-        tokio::spawn(async move {
-            http.get(url)
-                .bearer_auth(token)
-                .header("If-None-Match", format!("\"{etag}\""))
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    t.parked(1).await;
+    let poll = t
+        .park_policy_poll(&device.device_token, &current.etag, 60)
+        .await;
 
     let text = metrics(&t).await;
     assert_eq!(
@@ -99,7 +85,7 @@ async fn metrics_count_requests_by_route_parked_polls_and_ingest_lag(backend: Ba
     assert!(text.contains("tandem_http_request_duration_seconds_bucket"));
 
     t.server.shutdown().await.unwrap();
-    assert_eq!(poll.await.unwrap().status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(poll.await.unwrap().1.status(), StatusCode::NOT_MODIFIED);
 }
 
 async fn enrolment_is_rate_limited_per_source_address(backend: Backend) {

@@ -1,7 +1,10 @@
 //! Two real `tandem-server` processes on one PostgreSQL database, as replicas run in
 //! production: a policy PUT through process A's admin API wakes a device's long-poll parked
-//! on process B within a second (LISTEN/NOTIFY between processes, not an in-process hub).
+//! on process B within a second (LISTEN/NOTIFY between processes, not an in-process hub);
+//! a device revoked or re-enrolled through A is refused by B, whose token cache had it,
+//! within a second (well inside the cache's 30 s safety expiry).
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -12,17 +15,26 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::pg::PgDatabase;
-use crate::support::verify;
+use crate::support::{sample_report, verify};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem-server");
 
 /// How long a replica may take to migrate, bind and announce itself on a busy CI box.
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
-async fn cli(args: &[&str]) -> String {
+/// The test's own secrets key, shared by its processes as replicas must share theirs,
+/// rather than one in the data dir of whoever runs the tests.
+fn secrets_key() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.key");
+    (dir, file)
+}
+
+async fn cli(key: &Path, args: &[&str]) -> String {
     let output = Command::new(BIN)
         .args(args)
         .env("RUST_LOG", "warn")
+        .env("TANDEM_SECRETS_KEY_FILE", key)
         .output()
         .await
         .unwrap();
@@ -42,10 +54,11 @@ struct Replica {
 }
 
 impl Replica {
-    async fn start(database: &str) -> Replica {
+    async fn start(database: &str, key: &Path) -> Replica {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
             .env("RUST_LOG", "warn")
+            .env("TANDEM_SECRETS_KEY_FILE", key)
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -112,18 +125,26 @@ async fn a_policy_put_through_process_a_wakes_a_long_poll_on_process_b() {
     let db = PgDatabase::create().await;
     // The first process migrates the empty database; the CLI commands run after it so
     // that the two replicas do not race to create the schema.
-    let a = Replica::start(&db.url).await;
-    let b = Replica::start(&db.url).await;
-    let secret = cli(&[
-        "enroll-secret",
-        "create",
-        "--group",
-        "eng",
-        "--database",
-        &db.url,
-    ])
+    let (_keys, key) = secrets_key();
+    let a = Replica::start(&db.url, &key).await;
+    let b = Replica::start(&db.url, &key).await;
+    let secret = cli(
+        &key,
+        &[
+            "enroll-secret",
+            "create",
+            "--group",
+            "eng",
+            "--database",
+            &db.url,
+        ],
+    )
     .await;
-    let admin = cli(&["token", "create", "--role", "admin", "--database", &db.url]).await;
+    let admin = cli(
+        &key,
+        &["token", "create", "--role", "admin", "--database", &db.url],
+    )
+    .await;
     let http = reqwest::Client::new();
 
     // Enrolled through A, polling B.
@@ -188,6 +209,129 @@ async fn a_policy_put_through_process_a_wakes_a_long_poll_on_process_b() {
         assert!(
             latency < Duration::from_secs(1),
             "process B woke after {latency:?}"
+        );
+    }
+}
+
+/// Polls `request` on another process until it answers `expected` (there is nothing to
+/// subscribe to across processes); returns how long that took. Every 25 ms for at most 2 s:
+/// about 80 requests, inside the per-token burst (100), so a slow answer fails as "still
+/// 200", not as a rate limit.
+async fn until_status(
+    request: impl Fn() -> reqwest::RequestBuilder,
+    expected: StatusCode,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let status = request().send().await.unwrap().status();
+        if status == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "still {status}, not {expected}, after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn enroll(http: &reqwest::Client, replica: &Replica, secret: &str) -> EnrollResponse {
+    let response = http
+        .post(replica.url(v1::PATH_ENROLL))
+        .json(&json!({
+            "enroll_secret": secret,
+            "device": {"machine_id": "m1", "hostname": "h1", "os": "linux", "os_version": "12"},
+            "user": {"login": "ada"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_device_revoked_or_re_enrolled_through_process_a_is_refused_by_process_b() {
+    let db = PgDatabase::create().await;
+    let (_keys, key) = secrets_key();
+    let a = Replica::start(&db.url, &key).await;
+    let b = Replica::start(&db.url, &key).await;
+    let secret = cli(&key, &["enroll-secret", "create", "--database", &db.url]).await;
+    let admin = cli(
+        &key,
+        &["token", "create", "--role", "admin", "--database", &db.url],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let report = |replica: &Replica, token: &str| {
+        http.post(replica.url(v1::PATH_REPORTS))
+            .bearer_auth(token)
+            .json(&sample_report("m1"))
+    };
+    let policy = |replica: &Replica, token: &str| {
+        http.get(format!("{}?wait=0", replica.url(v1::PATH_POLICY)))
+            .bearer_auth(token)
+    };
+
+    // Re-enrolment through A: B, which has the old token cached, must refuse it.
+    let first = enroll(&http, &a, &secret).await;
+    for _ in 0..3 {
+        let status = policy(&b, &first.device_token)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK, "B knows the token (and caches it)");
+    }
+    let second = enroll(&http, &a, &secret).await;
+    assert_eq!(second.device_id, first.device_id);
+    let rotated = until_status(|| policy(&b, &first.device_token), StatusCode::UNAUTHORIZED).await;
+    assert_eq!(
+        policy(&b, &second.device_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        report(&b, &second.device_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::ACCEPTED
+    );
+
+    // Revocation through A's admin API.
+    let revoke = format!("/api/v1/admin/devices/{}/revoke", second.device_id);
+    let response = http
+        .post(a.url(&revoke))
+        .bearer_auth(&admin)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // A itself refuses at once: revocation through a process is exact in that process.
+    let body: serde_json::Value = report(&a, &second.device_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["type"], v1::problem::ENROLL_AGAIN);
+    let revoked = until_status(
+        || report(&b, &second.device_token),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    eprintln!("B refused the rotated token after {rotated:?}, the revoked one after {revoked:?}");
+    for latency in [rotated, revoked] {
+        assert!(
+            latency < Duration::from_secs(1),
+            "B refused after {latency:?}"
         );
     }
 }

@@ -45,24 +45,7 @@ async fn a_policy_put_through_replica_a_wakes_a_long_poll_on_replica_b() {
                 .unwrap()
                 .etag
         };
-        let poll = {
-            let (http, url, token) = (
-                b.http.clone(),
-                format!("{}?wait=60", b.url(v1::PATH_POLICY)),
-                device.device_token.clone(),
-            );
-            tokio::spawn(async move {
-                let response = http
-                    .get(url)
-                    .bearer_auth(token)
-                    .header("If-None-Match", format!("\"{etag}\""))
-                    .send()
-                    .await
-                    .unwrap();
-                (Instant::now(), response)
-            })
-        };
-        b.parked(1).await;
+        let poll = b.park_policy_poll(&device.device_token, &etag, 60).await;
 
         let pushed_at = Instant::now();
         let body = json!({"org": {"name": format!("Acme {round}")}});

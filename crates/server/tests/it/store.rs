@@ -92,6 +92,7 @@ async fn prune_contract(store: Arc<dyn Store>) {
                     report: &report,
                     raw: &raw,
                     received_at,
+                    result_texts: None,
                 })
                 .await
                 .unwrap()
@@ -244,6 +245,7 @@ async fn contract(store: Arc<dyn Store>) {
         report: &report,
         raw: &raw,
         received_at: now,
+        result_texts: None,
     };
     assert_eq!(
         store.ingest_report(new_report).await.unwrap(),
@@ -625,15 +627,30 @@ async fn batch_contract(store: Arc<dyn Store>) {
         (laptop.candidate_id, &newer, now),
         (desktop.candidate_id, &other, now),
     ];
+    // Results serialized by the caller, as the API does (one by one, the store does it).
+    let texts: Vec<Vec<String>> = batch
+        .iter()
+        .map(|(_, report, _)| {
+            report
+                .results
+                .iter()
+                .map(|r| serde_json::to_string(r).unwrap())
+                .collect()
+        })
+        .collect();
     let reports: Vec<NewReport<'_>> = batch
         .iter()
         .zip(&raws)
-        .map(|((device_id, report, received_at), raw)| NewReport {
-            device_id: *device_id,
-            report,
-            raw,
-            received_at: *received_at,
-        })
+        .zip(&texts)
+        .map(
+            |(((device_id, report, received_at), raw), texts)| NewReport {
+                device_id: *device_id,
+                report,
+                raw,
+                received_at: *received_at,
+                result_texts: Some(texts),
+            },
+        )
         .collect();
     assert_eq!(
         store.ingest_reports(&reports).await.unwrap(),

@@ -2,15 +2,16 @@
 //! database), clock and HTTP client, and `on_both_backends!`, which runs a test function
 //! once per backend.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use reqwest::header::CONTENT_TYPE;
-use reqwest::{Response, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use tandem_proto::canonical::policy_signing_bytes;
 use tandem_proto::v1::{
@@ -20,6 +21,7 @@ use tandem_proto::v1::{
 use tandem_proto::{CheckId, CheckResult, Owner, Remediation, Status};
 use tandem_server::{App, Clock, Config, EnrollSecretOptions, Role, RunningServer};
 use tempfile::TempDir;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::pg::PgDatabase;
@@ -53,31 +55,44 @@ pub enum Backend {
     Postgres,
 }
 
-/// A test's own empty database; dropping it lets the PostgreSQL cluster stop or the SQLite
-/// file go.
+/// A test's own empty database and a directory beside it (the SQLite file, the secrets key
+/// every server on this database shares); dropping it lets the PostgreSQL cluster stop and
+/// the files go.
 #[derive(Debug)]
-pub enum TestDb {
-    Sqlite { url: String, _dir: TempDir },
+pub struct TestDb {
+    engine: Engine,
+    dir: TempDir,
+}
+
+#[derive(Debug)]
+enum Engine {
+    Sqlite { url: String },
     Postgres(PgDatabase),
 }
 
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("server.db").display());
-                TestDb::Sqlite { url, _dir: dir }
-            }
-            Backend::Postgres => TestDb::Postgres(PgDatabase::create().await),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let engine = match backend {
+            Backend::Sqlite => Engine::Sqlite {
+                url: format!("sqlite://{}", dir.path().join("server.db").display()),
+            },
+            Backend::Postgres => Engine::Postgres(PgDatabase::create().await),
+        };
+        TestDb { engine, dir }
     }
 
     pub fn url(&self) -> &str {
-        match self {
-            TestDb::Sqlite { url, .. } => url,
-            TestDb::Postgres(db) => &db.url,
+        match &self.engine {
+            Engine::Sqlite { url } => url,
+            Engine::Postgres(db) => &db.url,
         }
+    }
+
+    /// The secrets key of the servers on this database, in the test's own directory rather
+    /// than the default data dir of whoever runs the tests.
+    pub fn secrets_key_file(&self) -> PathBuf {
+        self.dir.path().join("secrets.key")
     }
 
     /// Runs a query returning one column, read through a connection of the test's own.
@@ -87,14 +102,14 @@ impl TestDb {
         T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
         T: Send + Unpin,
     {
-        match self {
-            TestDb::Sqlite { url, .. } => {
+        match &self.engine {
+            Engine::Sqlite { url } => {
                 let pool = sqlx::SqlitePool::connect(url).await.unwrap();
                 let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
                 pool.close().await;
                 rows
             }
-            TestDb::Postgres(db) => {
+            Engine::Postgres(db) => {
                 let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
                 let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
                 pool.close().await;
@@ -149,6 +164,7 @@ impl TestServer {
     pub async fn start_with(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> TestServer {
         let db_url = db.url().to_owned();
         let mut config = Config::new(db_url.clone());
+        config.secrets_key_file = Some(db.secrets_key_file());
         // Fast enough that a cross-process policy push shows up well within a test's patience.
         config.store.change_poll_interval = Duration::from_millis(50);
         // Many tests share one PostgreSQL cluster; none needs more.
@@ -228,15 +244,36 @@ impl TestServer {
             .unwrap()
     }
 
-    pub async fn get_policy(&self, token: &str, etag: Option<&str>, wait: u64) -> Response {
-        let mut request = self
+    fn policy_request(&self, token: &str, etag: Option<&str>, wait: u64) -> RequestBuilder {
+        let request = self
             .http
             .get(format!("{}?wait={wait}", self.url(v1::PATH_POLICY)))
             .bearer_auth(token);
-        if let Some(etag) = etag {
-            request = request.header("If-None-Match", format!("\"{etag}\""));
+        match etag {
+            Some(etag) => request.header("If-None-Match", format!("\"{etag}\"")),
+            None => request,
         }
-        request.send().await.unwrap()
+    }
+
+    pub async fn get_policy(&self, token: &str, etag: Option<&str>, wait: u64) -> Response {
+        self.policy_request(token, etag, wait).send().await.unwrap()
+    }
+
+    /// Starts a long-poll for a policy newer than `etag` and returns once the server has
+    /// parked it; the task answers with the moment the poll was answered, and the answer.
+    pub async fn park_policy_poll(
+        &self,
+        token: &str,
+        etag: &str,
+        wait: u64,
+    ) -> JoinHandle<(Instant, Response)> {
+        let request = self.policy_request(token, Some(etag), wait);
+        let poll = tokio::spawn(async move {
+            let response = request.send().await.unwrap();
+            (Instant::now(), response)
+        });
+        self.parked(1).await;
+        poll
     }
 
     pub async fn put_policy(&self, token: &str, group: &str, body: &Value) -> Response {

@@ -28,11 +28,12 @@ pub mod zypper;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use tandem_proto::check::Evidence;
 use tandem_proto::policy::OsUpdatesPolicy;
+use tandem_proto::thresholds;
 use tandem_proto::{CheckId, Owner, Remediation, RemediationAction, Status};
 
 use crate::engine::{Check, CheckContext, Outcome};
@@ -226,7 +227,7 @@ pub fn judge(findings: Findings, ctx: &CheckContext, family: &str, now: DateTime
     }
     let pending = findings.updates.len();
     let security = findings.updates.iter().filter(|u| u.security).count();
-    let overdue = earliest.is_some_and(|d| now > d);
+    let overdue = thresholds::os_updates(pending, false, earliest, now) == Status::Fail;
     let metadata_age_hours = findings
         .metadata_updated_at
         .map(|t| (now - t).num_hours().max(0));
@@ -297,21 +298,13 @@ fn first_seen(
         .unwrap_or(now)
 }
 
+/// Shared with the server's push preview (`tandem_proto::thresholds`).
 fn deadline_for(
     policy: &OsUpdatesPolicy,
     security: bool,
     first_seen: DateTime<Utc>,
 ) -> DateTime<Utc> {
-    let days = if security {
-        policy.security_grace_days
-    } else {
-        policy.common.grace_days
-    };
-    let by_grace = first_seen + Duration::days(i64::from(days));
-    match policy.common.deadline {
-        Some(fixed) if fixed < by_grace => fixed,
-        _ => by_grace,
-    }
+    thresholds::update_deadline(policy, security, first_seen)
 }
 
 fn remediation(family: &str, restart_only: bool) -> Remediation {

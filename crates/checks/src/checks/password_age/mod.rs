@@ -18,10 +18,11 @@
 pub mod parse;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use tandem_proto::check::Evidence;
 use tandem_proto::policy::PasswordSource;
+use tandem_proto::thresholds;
 use tandem_proto::{CheckId, Owner, Remediation, RemediationAction, Status};
 
 use crate::checks::os_updates::{evidence, exit_text, first_line};
@@ -39,7 +40,7 @@ pub const POWERSHELL: &str = crate::checks::os_updates::POWERSHELL;
 pub const PROGRAMS: &[&str] = &[CHAGE, DSCL, POWERSHELL];
 
 /// Warn this many days before the password reaches its maximum age.
-pub const WARN_DAYS: i64 = 14;
+pub const WARN_DAYS: i64 = thresholds::PASSWORD_WARN_DAYS;
 
 /// What the OS said about the local password, and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -323,17 +324,18 @@ fn judge(
             default_owner: Owner::User,
         };
     }
-    let deadline = changed + Duration::days(i64::from(max_age_days));
+    // The judgement itself is shared with the server's push preview.
+    let verdict = thresholds::password_age(changed, max_age_days, now);
     if let Some(obj) = details.as_object_mut() {
-        obj.insert("deadline".into(), json!(deadline));
+        obj.insert("deadline".into(), json!(verdict.deadline));
     }
-    let days_left = (deadline - now).num_days();
-    let (status, summary) = if now >= deadline {
+    let days_left = verdict.days_left.unwrap_or_default();
+    let (status, summary) = if verdict.status == Status::Fail {
         (
             Status::Fail,
             format!("Your password is {age_days} days old; the limit is {max_age_days} days"),
         )
-    } else if days_left < WARN_DAYS {
+    } else if verdict.status == Status::Warn {
         (
             Status::Warn,
             format!(

@@ -18,6 +18,7 @@ pub mod macos;
 pub mod windows;
 
 use async_trait::async_trait;
+use tandem_proto::thresholds;
 use tandem_proto::{CheckId, Owner, Remediation, RemediationAction, Status};
 
 use crate::checks::os_supported::support::REG_EXE;
@@ -70,24 +71,17 @@ fn minutes(seconds: u64) -> String {
 }
 
 /// The shared judgement: never → fail, later than the maximum → warn, else pass.
+/// The status is `tandem_proto::thresholds::screen_lock`, shared with the server's push
+/// preview.
 pub(crate) fn judge(timing: &LockTiming, max_idle_minutes: u32, platform: &str) -> Outcome {
-    let max_s = u64::from(max_idle_minutes) * 60;
-    let (status, summary) = match timing {
-        LockTiming::Never(why) => (
-            Status::Fail,
-            format!("The screen never locks by itself: {why}"),
+    let status = thresholds::screen_lock(timing.seconds(), max_idle_minutes);
+    let summary = match timing {
+        LockTiming::Never(why) => format!("The screen never locks by itself: {why}"),
+        LockTiming::After(s) if status == Status::Warn => format!(
+            "The screen locks after {} of inactivity; the limit is {max_idle_minutes} minutes",
+            minutes(*s)
         ),
-        LockTiming::After(s) if *s > max_s => (
-            Status::Warn,
-            format!(
-                "The screen locks after {} of inactivity; the limit is {max_idle_minutes} minutes",
-                minutes(*s)
-            ),
-        ),
-        LockTiming::After(s) => (
-            Status::Pass,
-            format!("The screen locks after {} of inactivity", minutes(*s)),
-        ),
+        LockTiming::After(s) => format!("The screen locks after {} of inactivity", minutes(*s)),
     };
     Outcome {
         status,
