@@ -7,6 +7,7 @@
 //! asks for one.
 
 mod commands;
+mod handover;
 mod i18n;
 mod phishing_replies;
 mod reminders;
@@ -52,6 +53,10 @@ struct Background {
 /// then opens its window.
 pub fn run() -> anyhow::Result<()> {
     init_tracing();
+    // A second launch hands over before paying for the toolkit and the plugins.
+    if handover::to_running_instance() {
+        return Ok(());
+    }
     let open_at_start = std::env::args_os().skip(1).any(|arg| arg == OPEN_FLAG);
 
     let app = tauri::Builder::default()

@@ -1,17 +1,21 @@
 //! The Tandem window, created on demand. No webview exists while the app is idle: closing the
-//! window destroys it (Tauri's default), and the app keeps running in the tray.
+//! window hides it, and it is destroyed (with WebKit's web process and its memory) once it
+//! has stayed closed for a grace period (`TANDEM_WINDOW_GRACE_SECS`, default 45 s, 0 for at
+//! once); the app keeps running in the tray. Opened again within the grace, the same
+//! window is shown at once, without starting WebKit's web process and loading the page again.
 //!
 //! The window has one page per route (`#/`, `#/item/<check>`, `#/phishing`, `#/it-can-see`,
 //! `#/history`, `#/settings`); the shell opens it on a route, or moves an open window there.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tandem_agent::Agent;
 use tandem_proto::CheckId;
 use tauri::webview::PageLoadEvent;
-use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindowBuilder};
+use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindowBuilder, WindowEvent};
 
 use crate::i18n::Language;
 
@@ -26,6 +30,34 @@ const LANGUAGE: &str = "__TANDEM_LANG__";
 
 /// The event that moves an open window to another page.
 pub const NAVIGATE_EVENT: &str = "ui://navigate";
+
+/// The variable that sets how long a closed window is kept hidden before it is destroyed.
+pub const GRACE_VAR: &str = "TANDEM_WINDOW_GRACE_SECS";
+
+/// Set (to anything), the window keeps WebKit's own hardware-acceleration policy instead of
+/// software rendering: for the benchmark's A/B runs, or a machine where software rendering
+/// misbehaves.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+const ACCELERATED_VAR: &str = "TANDEM_WINDOW_ACCELERATED";
+
+/// How long a closed window is kept, hidden, for a quick re-open: long enough to cover
+/// "closed it, then remembered something", short enough that an idle app holds no webview.
+const DEFAULT_GRACE: Duration = Duration::from_secs(45);
+
+/// Counts the window's hides and shows: a destruction scheduled at a hide is carried out
+/// only if nothing happened to the window since.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The grace from the environment: whole seconds, 0 for none; anything else is the default.
+fn grace() -> Duration {
+    grace_of(std::env::var(GRACE_VAR).ok().as_deref())
+}
+
+fn grace_of(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_GRACE, Duration::from_secs)
+}
 
 /// A page of the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +134,15 @@ pub fn open(app: &AppHandle) -> tauri::Result<()> {
 pub fn open_at(app: &AppHandle, page: Page) -> tauri::Result<()> {
     let route = page.route();
     if let Some(window) = app.get_webview_window(MAIN) {
+        // Cancels a destruction scheduled when the window was closed.
+        GENERATION.fetch_add(1, Ordering::SeqCst);
+        let hidden = !window.is_visible()?;
         window.emit(NAVIGATE_EVENT, Navigate { route })?;
         window.unminimize()?;
         window.show()?;
+        if hidden {
+            tracing::info!("window shown again within the grace");
+        }
         return window.set_focus();
     }
     let asked = Instant::now();
@@ -122,7 +160,7 @@ pub fn open_at(app: &AppHandle, page: Page) -> tauri::Result<()> {
         "lang": language.current(),
         "chosen": language.chosen().is_some(),
     });
-    WebviewWindowBuilder::new(
+    let window = WebviewWindowBuilder::new(
         app,
         MAIN,
         WebviewUrl::App(format!("index.html#{route}").into()),
@@ -142,6 +180,30 @@ pub fn open_at(app: &AppHandle, page: Page) -> tauri::Result<()> {
         }
     })
     .build()?;
+    #[cfg(target_os = "linux")]
+    if std::env::var_os(ACCELERATED_VAR).is_none() {
+        window.with_webview(|webview| {
+            use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt as _, WebViewExt as _};
+            // Software rendering without compositing: a few pages of text and forms need no
+            // GPU, and setting up GL (in the web process and the window) is most of the time
+            // between the page's first frame and pixels on screen, and some 60 MB of the web
+            // process's memory (BENCHMARKS.md, desktop). Set before the web process is up.
+            if let Some(settings) = webview.inner().settings() {
+                settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+            }
+        })?;
+    }
+    let handle = app.clone();
+    window.on_window_event(move |event| {
+        if let WindowEvent::CloseRequested { api, .. } = event {
+            let grace = grace();
+            if grace.is_zero() {
+                return;
+            }
+            api.prevent_close();
+            close_later(&handle, grace);
+        }
+    });
     tracing::info!(
         at_ms = (asked.elapsed().as_secs_f64() * 1000.0).round(),
         "window created"
@@ -149,10 +211,59 @@ pub fn open_at(app: &AppHandle, page: Page) -> tauri::Result<()> {
     Ok(())
 }
 
+/// Hides the window now and destroys it once it has stayed hidden for `grace`.
+fn close_later(app: &AppHandle, grace: Duration) {
+    let Some(window) = app.get_webview_window(MAIN) else {
+        return;
+    };
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Err(err) = window.hide() {
+        // A window that cannot be hidden is not kept: closed is what the user asked for.
+        tracing::warn!("cannot hide the window, destroying it: {err}");
+        destroy(app);
+        return;
+    }
+    tracing::info!(
+        grace_s = grace.as_secs(),
+        "window hidden; destroyed after the grace unless opened again"
+    );
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(grace).await;
+        if GENERATION.load(Ordering::SeqCst) == generation {
+            destroy(&app);
+        }
+    });
+}
+
+fn destroy(app: &AppHandle) {
+    let Some(window) = app.get_webview_window(MAIN) else {
+        return;
+    };
+    match window.destroy() {
+        Ok(()) => tracing::info!("window destroyed after the grace"),
+        Err(err) => tracing::warn!("cannot destroy the window: {err}"),
+    }
+}
+
 /// Opens the window and logs a failure: for callers (menu, second launch, notifications)
 /// with no one to return an error to.
 pub fn open_or_log(app: &AppHandle, page: Page) {
     if let Err(err) = open_at(app, page) {
         tracing::error!("cannot open the window: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grace_is_whole_seconds_or_the_default() {
+        assert_eq!(grace_of(Some("0")), Duration::ZERO);
+        assert_eq!(grace_of(Some(" 3 ")), Duration::from_secs(3));
+        assert_eq!(grace_of(Some("soon")), DEFAULT_GRACE);
+        assert_eq!(grace_of(Some("-1")), DEFAULT_GRACE);
+        assert_eq!(grace_of(None), DEFAULT_GRACE);
     }
 }

@@ -19,6 +19,8 @@ use tandem_e2e::desktop_session::{DesktopSession, Rect, SessionOptions, XWindow}
 use tandem_e2e::procs::{bin_dir, wait_for, Server, Tandem};
 use tandem_e2e::webdriver::WebDriver;
 
+use crate::desktop_reminders::plain;
+
 /// Generous: a cold WebKit start on a busy two-core machine takes seconds.
 pub(crate) const APP_READY: Duration = Duration::from_secs(60);
 
@@ -261,6 +263,63 @@ fn the_tray_icon_appears_and_a_second_launch_opens_the_window() {
         1,
         "the second launch made its own window"
     );
+
+    // Ctrl+W hides the window for the grace (45 s by default); opened again within it, the
+    // same window comes back at once, with its web process and page as they were.
+    let closed = session
+        .command("xdotool")
+        .args([
+            "windowfocus",
+            "--sync",
+            &window.id,
+            "mousemove",
+            "--window",
+            &window.id,
+            "20",
+            "300",
+            "click",
+            "1",
+            "key",
+            "--clearmodifiers",
+            "ctrl+w",
+        ])
+        .status()
+        .unwrap();
+    assert!(closed.success());
+    wait_for(APP_READY, "the window hidden for the grace", || {
+        plain(&session.log("tandem-desktop"))
+            .contains("window hidden; destroyed after the grace")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\napp log:\n{}", session.log("tandem-desktop")));
+    let again = session
+        .command(&bin)
+        .arg("--open")
+        .envs(app_env(&session))
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    wait_for(APP_READY, "the kept window shown again", || {
+        plain(&session.log("tandem-desktop"))
+            .contains("window shown again within the grace")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\napp log:\n{}", session.log("tandem-desktop")));
+    let log = plain(&session.log("tandem-desktop"));
+    assert_eq!(
+        log.matches("window created").count(),
+        1,
+        "a second window was created instead of showing the kept one:\n{log}"
+    );
+    let shown = wait_for(APP_READY, "the kept window painted", || {
+        let window = session.windows_named("Tandem").ok()?.into_iter().next()?;
+        let png = out.join("window-again.png");
+        session.screenshot_rect(window.rect(), &png).ok()?;
+        (colours(&png).ok()? > 16).then_some(window)
+    })
+    .unwrap();
+    assert_eq!(shown.id, window.id, "not the same window");
 }
 
 /// A loopback port that was free a moment ago.

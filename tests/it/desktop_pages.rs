@@ -111,6 +111,8 @@ fn the_window_pages_show_the_agent_and_reach_the_server() {
     std::fs::write(&managed, MANAGED_POLICY).unwrap();
     let mut env = app_env(&session);
     env.push(("TANDEM_MANAGED_POLICY", managed.display().to_string()));
+    // A closed window is kept hidden this long before it is destroyed (45 s by default).
+    env.push(("TANDEM_WINDOW_GRACE_SECS", "3".to_owned()));
 
     // Enrolled with the CLI into the data dir the app then opens; enrolment sends the first
     // report, so "What IT can see" has something from the start.
@@ -365,13 +367,19 @@ fn the_window_pages_show_the_agent_and_reach_the_server() {
             ]}]}),
         ),
     );
-    wait_for(APP_READY, "the window to close on Ctrl+W", || {
-        session
-            .windows_named("Tandem")
-            .ok()?
-            .is_empty()
-            .then_some(())
-    })
+    // Closed, the window is hidden for the grace, then destroyed: X lists hidden windows
+    // too, so the window leaving the list is its destruction.
+    wait_for(
+        APP_READY,
+        "the window to be destroyed after Ctrl+W and the grace",
+        || {
+            session
+                .windows_named("Tandem")
+                .ok()?
+                .is_empty()
+                .then_some(())
+        },
+    )
     .unwrap();
     // The web processes (the page, its memory) go with the window. The network process
     // stays: on Linux tauri-runtime-wry keeps the web context for the app's lifetime, on

@@ -143,7 +143,7 @@ fn a_reminder_shows_in_dunst_and_fix_now_opens_the_item() {
 }
 
 /// The log without ANSI colour sequences, so its fields can be read.
-fn plain(log: &str) -> String {
+pub(crate) fn plain(log: &str) -> String {
     let mut out = String::with_capacity(log.len());
     let mut chars = log.chars();
     while let Some(c) = chars.next() {
@@ -464,9 +464,14 @@ fn pause_from_the_tray_menu_holds_reminders() {
         })
     })
     .unwrap_or_else(|e| panic!("{e:#}\napp log:\n{}", session.log("tandem-desktop")));
-    // The runtime decides at its next minute tick; paused, the tick passes in silence. This
-    // watches for something that must not happen, so it can only be a span of time.
-    std::thread::sleep(Duration::from_secs(70));
+    // The runtime decides at its next minute tick: with the pause, it says it held the
+    // reminder back instead of sending it.
+    wait_for(REMINDER_DUE, "the runtime to hold the reminder", || {
+        plain(&session.log("tandem-desktop"))
+            .contains("reminder held: paused")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\napp log:\n{}", session.log("tandem-desktop")));
     assert_eq!(
         notifications_sent(&session),
         0,

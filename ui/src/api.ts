@@ -169,7 +169,7 @@ export function setLanguage(lang: string): Promise<void> {
   return call<void>("set_language", { lang });
 }
 
-/** Closes the window (the app stays in the tray; the webview is destroyed). */
+/** Closes the window (the app stays in the tray; the shell destroys the webview after a grace). */
 export function closeWindow(): Promise<void> {
   return getCurrentWindow().close();
 }

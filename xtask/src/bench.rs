@@ -66,7 +66,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Some("agent-day") => agent_day(),
         Some("fleet") => crate::bench_fleet::run(&args[1..]),
         _ => bail!(
-            "usage: cargo xtask bench checks [--runs N] | agent-idle [--minutes N] | agent-day | desktop-idle [--minutes N] | fleet [--backend sqlite|postgres] [--agents N] …"
+            "usage: cargo xtask bench checks [--runs N] | agent-idle [--minutes N] | agent-day | desktop-idle [--minutes N (0: window only)] [--opens N] [--no-build] [--debug] [--server-bins DIR] [--app-env NAME=VALUE] | fleet [--backend sqlite|postgres] [--agents N] …"
         ),
     }
 }

@@ -1,16 +1,21 @@
-//! `cargo xtask bench desktop-idle [--minutes N] [--no-build]`: the desktop app's footprint,
+//! `cargo xtask bench desktop-idle [--minutes N] [--opens N] [--no-build]`: the desktop app's footprint,
 //! side by side with the floor, a bare Tauri 2 tray app with no logic (`benches/bare-tray`),
 //! in one private X session (Xvfb, a D-Bus session bus, the trayer tray host, dunst).
 //!
 //! 1. Idle: both apps run for N minutes (default 10), `tandem-desktop` enrolled to a local
 //!    `tandem-server` with its checks running; Private_Dirty and RSS from smaps_rollup every
 //!    5 s, CPU from /proc/PID/stat.
-//! 2. The window: a second launch with `--open` opens it in the running app; the time from
-//!    that launch until the window has painted (more than a handful of colours on screen)
-//!    is "time to first paint" as the user sees it, broken down from the app's own log (the
-//!    hand-over, the window's creation, WebKit's page load, the bundle's start, the first
-//!    render and frame). Then Ctrl+W closes it, and the WebKit helper processes and the app's
-//!    memory are followed until they settle; a second open shows the warm figure.
+//! 2. The window, `--opens` rounds (default 3), each on a freshly started app: a second
+//!    launch with `--open` opens it; the time from that launch until the window has painted
+//!    (more than a handful of colours on screen) is "time to first paint" as the user sees
+//!    it, broken down from the app's own log (the hand-over, the window's creation, WebKit's
+//!    page load, the bundle's start, the first render and frame). Ctrl+W closes it and it is
+//!    opened again within the grace (kept, hidden); closed again, the app's log says when it
+//!    is destroyed, and the WebKit helpers and the app's memory are followed until they
+//!    settle; then it is opened once more (after the grace). Medians over the rounds; the
+//!    first round runs with a fresh home directory (no caches), as a user's first open.
+//!    `--minutes 0` skips part 1; `--debug` runs the debug builds (for quick A/B, not for
+//!    figures), `--app-env NAME=VALUE` adds to the app's environment (A/B of a variable).
 //!
 //! A child of `bench.rs` (it shares that module's helpers); release builds.
 
@@ -239,9 +244,48 @@ struct Sampled {
     cpu_s: f64,
 }
 
+/// The grace the bench gives the app (`TANDEM_WINDOW_GRACE_SECS`): long enough for the
+/// re-open within it, short enough not to wait long for the destruction after it.
+const BENCH_GRACE_SECS: u64 = 6;
+
+/// A `--name VALUE` option given any number of times.
+fn values<'a>(args: &'a [String], name: &str) -> Vec<&'a str> {
+    args.windows(2)
+        .filter(|w| w[0] == name)
+        .map(|w| w[1].as_str())
+        .collect()
+}
+
+/// "median M unit (all values)", of the finite values.
+fn median_of(mut xs: Vec<f64>, unit: &str) -> String {
+    xs.retain(|x| x.is_finite());
+    if xs.is_empty() {
+        return "?".into();
+    }
+    xs.sort_by(f64::total_cmp);
+    let all = xs
+        .iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("median {:.0} {unit} ({all})", xs[xs.len() / 2])
+}
+
+fn median_ms(xs: Vec<f64>) -> String {
+    median_of(xs, "ms")
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let minutes = flag(args, "--minutes", 10)?;
-    if !args.iter().any(|a| a == "--no-build") {
+    let opens = flag(args, "--opens", 3)?.max(1);
+    let debug = args.iter().any(|a| a == "--debug");
+    if !debug && !args.iter().any(|a| a == "--no-build") {
         step(
             "npm run build (ui/dist, embedded in tandem-desktop)",
             crate::deps::build_ui,
@@ -264,32 +308,118 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             },
         )?;
     }
-    let bin = target_dir().join("release");
+    // `--debug`: the debug builds as they are, to compare variants quickly (not figures to
+    // publish). `--app-env NAME=VALUE`: extra environment for the app, for A/B runs.
+    let bin = target_dir().join(if debug { "debug" } else { "release" });
+    let extra: Vec<(String, String)> = values(args, "--app-env")
+        .into_iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    // `--server-bins DIR`: `tandem-server` and `tandem` from elsewhere (say, the debug
+    // builds while the server's release build is broken or busy); they only enrol the app.
+    let server_bins = values(args, "--server-bins")
+        .first()
+        .map_or_else(|| bin.clone(), PathBuf::from);
     let dir = tempfile_dir("tandem-bench-desktop")?;
-    let (_server, url, secret) = start_server(&bin, &dir)?;
+    let (_server, url, secret) = start_server(&server_bins, &dir)?;
     let mut session = Session::start(&dir)?;
 
     let data = dir.join("agent");
     let app_env = |cmd: &mut Command| {
         cmd.env("TANDEM_DATA_DIR", &data)
             .env("TANDEM_CREDENTIAL_STORE", "file")
+            .env("TANDEM_WINDOW_GRACE_SECS", BENCH_GRACE_SECS.to_string())
             .env("RUST_LOG", "warn");
+        for (k, v) in &extra {
+            cmd.env(k, v);
+        }
     };
-    let mut enroll = session.command(bin.join("tandem"));
+    let mut enroll = session.command(server_bins.join("tandem"));
     app_env(&mut enroll);
     output(enroll.args(["enroll", "--server", &url, "--secret", &secret]))?;
 
+    if minutes > 0 {
+        idle(&mut session, &bin, &app_env, &dir, minutes)?;
+    }
+    windows(&mut session, &bin, &app_env, &dir, opens)
+}
+
+/// Starts `tandem-desktop` (logging the window's steps) and waits until it is the running
+/// instance and its start-up work (first check run, sync) is over.
+fn start_app(
+    session: &mut Session,
+    bin: &Path,
+    app_env: &dyn Fn(&mut Command),
+    log: &Path,
+) -> anyhow::Result<(u32, usize)> {
+    let mut app = session.command(bin.join("tandem-desktop"));
+    app_env(&mut app);
+    // The window's timings are logged at info; nothing else of the app's is.
+    app.env("RUST_LOG", "warn,tandem_desktop=info");
+    let index = session.procs.len();
+    let pid = session.spawn_to(&mut app, std::fs::File::create(log)?)?;
+    let owned = wait_until(Duration::from_secs(60), || {
+        let out = session
+            .command("dbus-send")
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.NameHasOwner",
+                "string:dev.tandem.agent.SingleInstance",
+            ])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .contains("boolean true")
+            .then_some(())
+    });
+    owned.context("the app did not take its single-instance name")?;
+    // Quiet: less than 2 clock ticks of CPU in a second (the first check run is over).
+    let mut last = cpu_ticks(pid)?;
+    wait_until(Duration::from_secs(90), || {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = cpu_ticks(pid).ok()?;
+        let used = (now.0 + now.1).saturating_sub(last.0 + last.1);
+        last = now;
+        (used < 2).then_some(())
+    });
+    Ok((pid, index))
+}
+
+/// Private_Dirty once it has settled: five samples a second apart within 512 kB (the
+/// memory of the start-up check run is handed back some seconds after it ends); at most a
+/// minute.
+fn settled_memory(pid: u32) -> anyhow::Result<u64> {
+    let mut samples = vec![memory_kb(pid)?.0];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_secs(1));
+        samples.push(memory_kb(pid)?.0);
+        let last = &samples[samples.len().saturating_sub(5)..];
+        let (lo, hi) = (last.iter().min(), last.iter().max());
+        if last.len() == 5 && hi.zip(lo).is_some_and(|(h, l)| h - l <= 512) {
+            break;
+        }
+    }
+    Ok(samples.last().copied().unwrap_or_default())
+}
+
+/// Part 1: both apps idle side by side for `minutes`.
+fn idle(
+    session: &mut Session,
+    bin: &Path,
+    app_env: &dyn Fn(&mut Command),
+    dir: &Path,
+    minutes: u64,
+) -> anyhow::Result<()> {
     let mut bare = session.command(bin.join("tandem-bench-bare-tray"));
     let bare_pid = session.spawn(&mut bare)?;
     let mut app = session.command(bin.join("tandem-desktop"));
     app_env(&mut app);
-    // The window's timings are logged at info; nothing else of the app's is.
-    app.env(
-        "RUST_LOG",
-        "warn,tandem_desktop::window=info,tandem_desktop=info",
-    );
-    let app_log = dir.join("tandem-desktop.log");
-    let app_pid = session.spawn_to(&mut app, std::fs::File::create(&app_log)?)?;
+    let app_pid = session.spawn_to(&mut app, std::fs::File::create(dir.join("idle.log"))?)?;
     // The first check run and sync happen at start; measure from after them.
     std::thread::sleep(Duration::from_secs(20));
 
@@ -348,32 +478,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "  ratio (Private_Dirty at the end): {:.2}×",
         sampled[1].pd1 as f64 / sampled[0].pd1.max(1) as f64
     );
+    // Both go before the window part, which starts the app afresh for each cold open.
+    session.procs.truncate(session.procs.len() - 2);
+    Ok(())
+}
 
-    // The window: opened by a second launch, as from the applications menu.
-    let idle_pd = memory_kb(app_pid)?.0;
-    let before = webkit_children(app_pid);
-    let (window, _, _) = open_window(&session, &bin, &app_env, &app_log, "cold")?;
-    std::thread::sleep(Duration::from_secs(5));
-    let open_pd = memory_kb(app_pid)?.0;
-    let open_children = webkit_children(app_pid);
-    let open_children_pd = kb_of_children(&open_children);
-    println!(
-        "  window open: app Private_Dirty {open_pd} kB (idle {idle_pd} kB), WebKit helpers {} ({open_children_pd} kB Private_Dirty): {}",
-        open_children.len(),
-        open_children.iter().map(|(p, n)| format!("{n}[{p}]")).collect::<Vec<_>>().join(", ")
-    );
-
-    // Ctrl+W closes the window (the page handles it). Without a window manager the key may
-    // not reach the page; then the close figures are not taken, and the run says so.
+/// Presses Ctrl+W in the window (the page handles it) and waits for the window to go off
+/// the screen; false when the key did not reach it.
+fn close_window(session: &Session, window: &str) -> bool {
     let _ = session
         .command("xdotool")
         .args([
             "windowfocus",
             "--sync",
-            &window,
+            window,
             "mousemove",
             "--window",
-            &window,
+            window,
             "20",
             "300",
             "click",
@@ -383,54 +504,151 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "ctrl+w",
         ])
         .status();
-    if wait_until(Duration::from_secs(10), || {
+    wait_until(Duration::from_secs(10), || {
         session.tandem_window().is_none().then_some(())
     })
-    .is_none()
-    {
-        println!("  after close: not measured (Ctrl+W did not reach the window in this session)");
-    } else {
-        let gone = wait_until(Duration::from_secs(15), || {
-            webkit_children(app_pid)
-                .iter()
-                .all(|(_, n)| n.starts_with("WebKitNetwork"))
-                .then_some(())
-        });
-        let left = webkit_children(app_pid);
-        std::thread::sleep(Duration::from_secs(10));
-        let after_pd = memory_kb(app_pid)?.0;
+    .is_some()
+}
+
+/// Waits for a line containing `what` written to `log` after its first `from` bytes.
+fn wait_for_log(log: &Path, from: usize, what: &str, limit: Duration) -> bool {
+    wait_until(limit, || {
+        let text = std::fs::read_to_string(log).ok()?;
+        text.get(from..)?.contains(what).then_some(())
+    })
+    .is_some()
+}
+
+fn log_len(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |l| l.len())
+}
+
+/// Part 2: the window, `opens` rounds. Each round starts the app afresh and opens the window
+/// by a second launch (cold: the app's first window, WebKit's processes not running), closes
+/// it and opens it again within the grace (kept), closes it and waits for its destruction
+/// (the after-close memory), then opens it once more (after the grace: a new web process in
+/// the context Tauri keeps). The first round runs with a fresh home directory, as on a
+/// user's first open ever; later rounds find its caches.
+fn windows(
+    session: &mut Session,
+    bin: &Path,
+    app_env: &dyn Fn(&mut Command),
+    dir: &Path,
+    opens: u64,
+) -> anyhow::Result<()> {
+    println!(
+        "bench desktop window: {opens} round(s), grace {BENCH_GRACE_SECS} s, load average at start {}",
+        load_average()
+    );
+    let mut cold = (Vec::new(), Vec::new());
+    let mut kept = (Vec::new(), Vec::new());
+    let mut after = (Vec::new(), Vec::new());
+    let mut over_idle = Vec::new();
+    for round in 0..opens {
+        let log = dir.join(format!("tandem-desktop-{round}.log"));
+        let (app_pid, index) = start_app(session, bin, app_env, &log)?;
+        let idle_pd = settled_memory(app_pid)?;
+        let before = webkit_children(app_pid);
+        if !before.is_empty() {
+            println!(
+                "  note: {} WebKit helper(s) ran before the window was opened",
+                before.len()
+            );
+        }
+        let label = if round == 0 {
+            "cold, first ever"
+        } else {
+            "cold"
+        };
+        let (window, painted, page) = open_window(session, bin, app_env, &log, label)?;
+        cold.0.push(painted);
+        cold.1.push(page);
+        let open_pd = memory_kb(app_pid)?.0;
+        let open_children = webkit_children(app_pid);
         println!(
-            "  after close: web processes {}, still running: {} ({} kB Private_Dirty); app Private_Dirty {after_pd} kB = idle {:+} kB",
-            if gone.is_some() { "gone" } else { "NOT gone" },
-            left.iter().map(|(p, n)| format!("{n}[{p}]")).collect::<Vec<_>>().join(", "),
-            kb_of_children(&left),
-            after_pd as i64 - idle_pd as i64
+            "    open: app Private_Dirty {open_pd} kB (idle {idle_pd} kB), WebKit helpers {} kB: {}",
+            kb_of_children(&open_children),
+            open_children.iter().map(|(p, n)| format!("{n}[{p}]")).collect::<Vec<_>>().join(", ")
+        );
+        if !close_window(session, &window) {
+            println!("    Ctrl+W did not reach the window; round ends here");
+            session.procs.remove(index);
+            continue;
+        }
+        // Within the grace: the same window, shown again.
+        let (window, painted, page) = open_window(session, bin, app_env, &log, "within the grace")?;
+        kept.0.push(painted);
+        kept.1.push(page);
+        let from = log_len(&log);
+        if close_window(session, &window) {
+            let grace = Duration::from_secs(BENCH_GRACE_SECS + 30);
+            let destroyed = wait_for_log(&log, from, "window destroyed after the grace", grace);
+            let gone = wait_until(Duration::from_secs(15), || {
+                webkit_children(app_pid)
+                    .iter()
+                    .all(|(_, n)| n.starts_with("WebKitNetwork"))
+                    .then_some(())
+            });
+            // Let the allocator hand back what the window freed.
+            let after_pd = settled_memory(app_pid)?;
+            let left = webkit_children(app_pid);
+            over_idle.push(after_pd as f64 - idle_pd as f64);
+            println!(
+                "    after close: window {}, web processes {}, still running: {} ({} kB); app Private_Dirty {after_pd} kB = idle {:+} kB",
+                if destroyed { "destroyed after the grace" } else { "NOT destroyed" },
+                if gone.is_some() { "gone" } else { "NOT gone" },
+                left.iter().map(|(p, n)| format!("{n}[{p}]")).collect::<Vec<_>>().join(", "),
+                kb_of_children(&left),
+                after_pd as i64 - idle_pd as i64
+            );
+            let (window, painted, page) =
+                open_window(session, bin, app_env, &log, "after the grace")?;
+            after.0.push(painted);
+            after.1.push(page);
+            close_window(session, &window);
+        }
+        session.procs.remove(index);
+    }
+    let skip_first = |v: &Vec<f64>| v.iter().skip(1).copied().collect::<Vec<_>>();
+    println!("  summary (load average now {}):", load_average());
+    println!(
+        "    cold, first ever (fresh home): on screen {:.0} ms, page's first frame {:.0} ms",
+        cold.0[0], cold.1[0]
+    );
+    if opens > 1 {
+        println!(
+            "    cold (app restarted): on screen {}; page's first frame {}",
+            median_ms(skip_first(&cold.0)),
+            median_ms(skip_first(&cold.1))
         );
     }
-    if !before.is_empty() {
-        println!(
-            "  note: {} WebKit helper(s) ran before the window was opened",
-            before.len()
-        );
-    }
-    // Once more, warm: the web context (and its network process) is kept by Tauri, and the
-    // binary's pages are in the page cache.
-    if session.tandem_window().is_none() {
-        open_window(&session, &bin, &app_env, &app_log, "warm")?;
-    }
+    println!(
+        "    re-open within the grace: on screen {}",
+        median_ms(kept.0)
+    );
+    println!(
+        "    re-open after the grace: on screen {}; page's first frame {}",
+        median_ms(after.0),
+        median_ms(after.1)
+    );
+    println!(
+        "    app memory after the window is destroyed, over idle: {} kB",
+        median_of(over_idle, "kB")
+    );
     Ok(())
 }
 
 /// Opens the window by a second launch with `--open`, as from the applications menu, and
-/// prints where the time went. Answers with the window and the times it was mapped and
-/// painted, from the launch.
+/// prints where the time went. Answers with the window, and the milliseconds from the launch
+/// until it was painted on screen and until the page's own first frame (NaN when the page
+/// was already loaded: a window kept within the grace).
 fn open_window(
     session: &Session,
     bin: &Path,
     app_env: &dyn Fn(&mut Command),
     app_log: &Path,
     which: &str,
-) -> anyhow::Result<(String, Duration, Duration)> {
+) -> anyhow::Result<(String, f64, f64)> {
     let logged_before = std::fs::read_to_string(app_log).unwrap_or_default().len();
     let launched = Instant::now();
     let launched_at = seconds_of_day(std::time::SystemTime::now());
@@ -450,11 +668,11 @@ fn open_window(
     })
     .context("the window did not paint")?;
     let painted = launched.elapsed();
-    // The page reports its first frame just after painting it.
+    // The page reports its first frame just after painting it; a kept window says so.
     let log = wait_until(Duration::from_secs(10), || {
         let log = std::fs::read_to_string(app_log).ok()?;
         let new = log.get(logged_before..)?.to_owned();
-        new.contains("window first paint").then_some(new)
+        (new.contains("window first paint") || new.contains("window shown again")).then_some(new)
     })
     .unwrap_or_default();
     let line = |what: &str| log.lines().find(|l| l.contains(what)).map(plain);
@@ -493,7 +711,10 @@ fn open_window(
         ms(field(&first, "painted_ms")),
         ms(field(&finished, "at_ms")),
     );
-    Ok((window, mapped, painted))
+    let page = asked
+        .zip(field(&first, "painted_ms"))
+        .map_or(f64::NAN, |(a, p)| a + p);
+    Ok((window, painted.as_secs_f64() * 1000.0, page))
 }
 
 /// A log line without ANSI colour sequences.
