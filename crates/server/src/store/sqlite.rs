@@ -58,16 +58,11 @@ impl SqliteStore {
             // consistency; FULL would fsync on every report.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true)
-            // Ingest is bound by the one writer connection, and a profile showed most of its
-            // time in the kernel copying pages: re-reading index pages that SQLite's default
-            // 2 MB cache had dropped, and rewriting hot pages at every checkpoint. A larger
-            // cache (per connection), reads through a shared memory map, and checkpoints
-            // every 40 MB of WAL instead of every 4 MB (a page changed by many batches is
-            // copied back once) cut that work.
-            .pragma("cache_size", "-32768")
-            .pragma("mmap_size", "268435456")
-            .pragma("wal_autocheckpoint", "10000");
+            // SQLite's default page cache and checkpoint interval are kept on purpose: a
+            // 32 MB cache per connection, a 256 MB read map and checkpoints every 40 MB of
+            // WAL were tried against ingest on a quiet machine (BENCHMARKS.md, session 4)
+            // and made no difference beyond the noise, for four times the memory.
+            .foreign_keys(true);
         // Each connection to `:memory:` is its own empty database, so an in-memory store
         // must live on exactly one connection that is never closed.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
