@@ -26,7 +26,7 @@ pub(crate) struct Browser {
 }
 
 impl Browser {
-    fn new(server: &TestServer) -> Browser {
+    pub(crate) fn new(server: &TestServer) -> Browser {
         Browser {
             http: Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -57,10 +57,25 @@ impl Browser {
         }
     }
 
+    /// The value of the cookie `name`, if this browser holds it.
+    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// GETs `path` on the console, or an absolute URL (another site, such as an identity
+    /// provider) with this browser's cookies all the same.
     pub(crate) async fn get(&mut self, path: &str) -> Response {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
         let response = self
             .http
-            .get(format!("{}{path}", self.base))
+            .get(url)
             .header("Cookie", self.cookie_header())
             .send()
             .await

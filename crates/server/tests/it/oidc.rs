@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 use tandem_server::config::OidcConfig;
 use tandem_server::{Clock as _, Role};
 
+use crate::console::Browser;
 use crate::support::{Backend, TestDb, TestServer};
 
 const CLIENT_ID: &str = "tandem-console";
@@ -260,9 +261,16 @@ async fn start_idp() -> Shared {
 /// A console server configured for the fake provider.
 async fn start(backend: Backend) -> (TestServer, Shared) {
     let idp = start_idp().await;
+    let server = server_for(&idp, backend).await;
+    *idp.clock.lock().unwrap() = Some(server.clock.clone());
+    (server, idp)
+}
+
+/// A console server, on a database of its own, that signs in through `idp`.
+async fn server_for(idp: &Shared, backend: Backend) -> TestServer {
     let db = Arc::new(TestDb::new(backend).await);
     let issuer = idp.issuer.clone();
-    let server = TestServer::start_with(db, move |config| {
+    TestServer::start_with(db, move |config| {
         config.public_url = Some(PUBLIC_URL.into());
         config.oidc = Some(OidcConfig {
             issuer,
@@ -272,105 +280,45 @@ async fn start(backend: Backend) -> (TestServer, Shared) {
             scopes: Vec::new(),
         });
     })
-    .await;
-    *idp.clock.lock().unwrap() = Some(server.clock.clone());
-    (server, idp)
+    .await
 }
 
-/// A browser's cookie jar for the console, by hand (as in `console.rs`).
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookies: Vec<(String, String)>,
+/// Start → provider → the callback URL the provider sends the browser to (its path and
+/// query, for this server).
+async fn via_provider(browser: &mut Browser) -> String {
+    let start = browser.get("/console/oidc/start").await;
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let cookie = start
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("tandem_console_oidc="))
+        .unwrap();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/console/oidc"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let authorize = location(&start);
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    assert!(
+        authorize.contains(&format!(
+            "redirect_uri={}",
+            urlencode(&format!("{PUBLIC_URL}/console/oidc/callback"))
+        )),
+        "{authorize}"
+    );
+    let back = browser.get(&authorize).await;
+    assert_eq!(back.status(), StatusCode::SEE_OTHER, "the provider answers");
+    location(&back).strip_prefix(PUBLIC_URL).unwrap().to_owned()
 }
 
-impl Browser {
-    fn new(server: &TestServer) -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: server.server.url(),
-            cookies: Vec::new(),
-        }
-    }
-
-    fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    async fn get(&mut self, url: &str) -> reqwest::Response {
-        let url = if url.starts_with("http") {
-            url.to_owned()
-        } else {
-            format!("{}{url}", self.base)
-        };
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let response = self
-            .http
-            .get(url)
-            .header("Cookie", cookie)
-            .send()
-            .await
-            .unwrap();
-        for value in response.headers().get_all(SET_COOKIE) {
-            let text = value.to_str().unwrap();
-            let (pair, _) = text.split_once(';').unwrap_or((text, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(k, _)| k != name);
-            if !value.is_empty() {
-                self.cookies.push((name.to_owned(), value.to_owned()));
-            }
-        }
-        response
-    }
-
-    /// Start → provider → the callback URL the provider sends the browser to (its path and
-    /// query, for this server).
-    async fn via_provider(&mut self) -> String {
-        let start = self.get("/console/oidc/start").await;
-        assert_eq!(start.status(), StatusCode::SEE_OTHER);
-        let cookie = start
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .find(|c| c.starts_with("tandem_console_oidc="))
-            .unwrap();
-        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/console/oidc"] {
-            assert!(cookie.contains(attribute), "{cookie}");
-        }
-        let authorize = location(&start);
-        assert!(
-            authorize.contains("code_challenge_method=S256"),
-            "{authorize}"
-        );
-        assert!(
-            authorize.contains(&format!(
-                "redirect_uri={}",
-                urlencode(&format!("{PUBLIC_URL}/console/oidc/callback"))
-            )),
-            "{authorize}"
-        );
-        let back = self.get(&authorize).await;
-        assert_eq!(back.status(), StatusCode::SEE_OTHER, "the provider answers");
-        location(&back).strip_prefix(PUBLIC_URL).unwrap().to_owned()
-    }
-
-    /// A whole sign-in; returns the callback's answer.
-    async fn sign_in(&mut self) -> reqwest::Response {
-        let callback = self.via_provider().await;
-        self.get(&callback).await
-    }
+/// A whole sign-in; returns the callback's answer.
+async fn oidc_sign_in(browser: &mut Browser) -> reqwest::Response {
+    let callback = via_provider(browser).await;
+    browser.get(&callback).await
 }
 
 fn location(response: &reqwest::Response) -> String {
@@ -419,7 +367,7 @@ async fn links_by_verified_email_then_signs_in_by_subject(backend: Backend) {
     assert!(html.contains("href=\"/console/oidc/start\""), "{html}");
 
     let mut browser = Browser::new(&server);
-    let done = browser.sign_in().await;
+    let done = oidc_sign_in(&mut browser).await;
     assert_eq!(done.status(), StatusCode::OK);
     // The session cookie is the password sign-in's; the flow cookie is gone.
     assert!(browser.cookie("tandem_console").is_some());
@@ -452,26 +400,16 @@ async fn links_by_verified_email_then_signs_in_by_subject(backend: Backend) {
         let start = html.find(marker).unwrap() + marker.len();
         html[start..].split('"').next().unwrap().to_owned()
     };
-    let cookie = format!(
-        "tandem_console={}",
-        browser.cookie("tandem_console").unwrap()
-    );
     let out = browser
-        .http
-        .post(format!("{}/console/logout", browser.base))
-        .header("Cookie", &cookie)
-        .header("Origin", &browser.base)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .post("/console/logout", &[("csrf", csrf.as_str())])
+        .await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(server.count("console_sessions").await, 0);
 
     // Linked now: the subject signs in even after the provider's email changed.
     idp.person.lock().unwrap().email = "alice.renamed@example.com".into();
     let mut again = Browser::new(&server);
-    assert_eq!(again.sign_in().await.status(), StatusCode::OK);
+    assert_eq!(oidc_sign_in(&mut again).await.status(), StatusCode::OK);
     assert_eq!(again.get("/console").await.status(), StatusCode::OK);
     let audit = sign_in_audit(&server).await;
     assert_eq!(audit.len(), 2);
@@ -495,7 +433,7 @@ async fn unknown_unverified_disabled_and_foreign_accounts_are_refused(backend: B
         oid: None,
     };
     let mut bob = Browser::new(&server);
-    let refused = bob.sign_in().await;
+    let refused = oidc_sign_in(&mut bob).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(bob.cookie("tandem_console").is_none());
     let html = refused.text().await.unwrap();
@@ -513,7 +451,10 @@ async fn unknown_unverified_disabled_and_foreign_accounts_are_refused(backend: B
         oid: None,
     };
     let mut unverified = Browser::new(&server);
-    assert_eq!(unverified.sign_in().await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        oidc_sign_in(&mut unverified).await.status(),
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(server.count("console_oidc_links").await, 0);
 
     // A disabled account is refused.
@@ -535,7 +476,10 @@ async fn unknown_unverified_disabled_and_foreign_accounts_are_refused(backend: B
         oid: None,
     };
     let mut disabled = Browser::new(&server);
-    assert_eq!(disabled.sign_in().await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        oidc_sign_in(&mut disabled).await.status(),
+        StatusCode::FORBIDDEN
+    );
 
     // A locked account (five failed password sign-ins) is refused too.
     for _ in 0..5 {
@@ -559,19 +503,19 @@ async fn unknown_unverified_disabled_and_foreign_accounts_are_refused(backend: B
         oid: None,
     };
     let mut locked = Browser::new(&server);
-    let refused = locked.sign_in().await;
+    let refused = oidc_sign_in(&mut locked).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(refused.text().await.unwrap().contains("disabled or locked"));
     server.clock.advance(chrono::Duration::minutes(16));
     let mut unlocked = Browser::new(&server);
-    assert_eq!(unlocked.sign_in().await.status(), StatusCode::OK);
+    assert_eq!(oidc_sign_in(&mut unlocked).await.status(), StatusCode::OK);
     assert_eq!(server.count("console_oidc_links").await, 1);
 
     // Another provider account claiming the same (verified) email cannot take over the
     // account already linked to alice's subject.
     idp.person.lock().unwrap().sub = "00u-impostor".into();
     let mut impostor = Browser::new(&server);
-    let refused = impostor.sign_in().await;
+    let refused = oidc_sign_in(&mut impostor).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(refused
         .text()
@@ -589,9 +533,9 @@ async fn a_mismatched_state_or_missing_flow_signs_nobody_in(backend: Backend) {
     // The victim's browser gets the attacker's callback (login CSRF): its state is not
     // this browser's, so the code is never redeemed.
     let mut attacker = Browser::new(&server);
-    let attackers_callback = attacker.via_provider().await;
+    let attackers_callback = via_provider(&mut attacker).await;
     let mut victim = Browser::new(&server);
-    victim.via_provider().await;
+    via_provider(&mut victim).await;
     let answer = victim.get(&attackers_callback).await;
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
     assert!(answer.text().await.unwrap().contains("state mismatch"));
@@ -604,14 +548,14 @@ async fn a_mismatched_state_or_missing_flow_signs_nobody_in(backend: Backend) {
     assert_eq!(*idp.token_requests.lock().unwrap(), 0);
     // A flow older than ten minutes has expired.
     let mut slow = Browser::new(&server);
-    let callback = slow.via_provider().await;
+    let callback = via_provider(&mut slow).await;
     server.clock.advance(chrono::Duration::minutes(11));
     assert_eq!(slow.get(&callback).await.status(), StatusCode::BAD_REQUEST);
     assert_eq!(*idp.token_requests.lock().unwrap(), 0);
     server.clock.advance(chrono::Duration::minutes(-11));
     // The provider's own refusal (with this browser's state) is shown as text.
     let mut denied = Browser::new(&server);
-    let callback = denied.via_provider().await;
+    let callback = via_provider(&mut denied).await;
     let state = callback.split("state=").nth(1).unwrap().to_owned();
     let answer = denied
         .get(&format!(
@@ -640,7 +584,7 @@ async fn an_expired_id_token_and_a_lying_discovery_document_are_refused(backend:
     admin(&server, "alice@example.com").await;
     *idp.lifetime.lock().unwrap() = -120;
     let mut browser = Browser::new(&server);
-    let refused = browser.sign_in().await;
+    let refused = oidc_sign_in(&mut browser).await;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert!(refused.text().await.unwrap().contains("expired"));
     assert_eq!(server.count("console_sessions").await, 0);
@@ -649,19 +593,7 @@ async fn an_expired_id_token_and_a_lying_discovery_document_are_refused(backend:
     // server happens at the start).
     *idp.lifetime.lock().unwrap() = 300;
     *idp.advertised_issuer.lock().unwrap() = "https://accounts.example.com".into();
-    let db = Arc::new(TestDb::new(backend).await);
-    let issuer = idp.issuer.clone();
-    let other = TestServer::start_with(db, move |config| {
-        config.public_url = Some(PUBLIC_URL.into());
-        config.oidc = Some(OidcConfig {
-            issuer,
-            client_id: CLIENT_ID.into(),
-            client_secret: CLIENT_SECRET.into(),
-            display_name: "Fake IdP".into(),
-            scopes: Vec::new(),
-        });
-    })
-    .await;
+    let other = server_for(&idp, backend).await;
     let start = Browser::new(&other).get("/console/oidc/start").await;
     assert_eq!(start.status(), StatusCode::BAD_GATEWAY);
 }
@@ -670,7 +602,7 @@ async fn a_rotated_signing_key_is_fetched_once(backend: Backend) {
     let (server, idp) = start(backend).await;
     admin(&server, "alice@example.com").await;
     assert_eq!(
-        Browser::new(&server).sign_in().await.status(),
+        oidc_sign_in(&mut Browser::new(&server)).await.status(),
         StatusCode::OK
     );
     assert_eq!(*idp.jwks_fetches.lock().unwrap(), 1);
@@ -683,19 +615,19 @@ async fn a_rotated_signing_key_is_fetched_once(backend: Backend) {
         .push(("b".into(), Arc::clone(&b)));
     *idp.signing.lock().unwrap() = ("b".into(), b);
     assert_eq!(
-        Browser::new(&server).sign_in().await.status(),
+        oidc_sign_in(&mut Browser::new(&server)).await.status(),
         StatusCode::OK
     );
     assert_eq!(*idp.jwks_fetches.lock().unwrap(), 2);
     assert_eq!(
-        Browser::new(&server).sign_in().await.status(),
+        oidc_sign_in(&mut Browser::new(&server)).await.status(),
         StatusCode::OK
     );
     assert_eq!(*idp.jwks_fetches.lock().unwrap(), 2, "b is cached now");
 
     // A token signed with a key the provider never published: one refetch, then refused.
     *idp.signing.lock().unwrap() = ("c".into(), key_a());
-    let refused = Browser::new(&server).sign_in().await;
+    let refused = oidc_sign_in(&mut Browser::new(&server)).await;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert_eq!(*idp.jwks_fetches.lock().unwrap(), 3);
 }
@@ -739,7 +671,7 @@ async fn an_admin_links_a_subject_by_hand_for_providers_without_verified_email(b
         oid: None,
     };
     assert_eq!(
-        Browser::new(&server).sign_in().await.status(),
+        oidc_sign_in(&mut Browser::new(&server)).await.status(),
         StatusCode::FORBIDDEN
     );
 
@@ -792,7 +724,7 @@ async fn an_admin_links_a_subject_by_hand_for_providers_without_verified_email(b
 
     // That subject now signs in, without a verified email.
     let mut browser = Browser::new(&server);
-    assert_eq!(browser.sign_in().await.status(), StatusCode::OK);
+    assert_eq!(oidc_sign_in(&mut browser).await.status(), StatusCode::OK);
     let fleet = browser.get("/console").await;
     assert_eq!(fleet.status(), StatusCode::OK);
     assert!(fleet.text().await.unwrap().contains("alice@example.com"));
@@ -846,7 +778,7 @@ async fn an_admin_links_a_subject_by_hand_for_providers_without_verified_email(b
     assert_eq!(audit[1].2["subject"], "entra-oid-1111");
     assert_eq!(audit[1].3["subject"], "entra-oid-2222");
     assert_eq!(
-        Browser::new(&server).sign_in().await.status(),
+        oidc_sign_in(&mut Browser::new(&server)).await.status(),
         StatusCode::FORBIDDEN,
         "the old subject no longer signs in"
     );
@@ -876,7 +808,7 @@ async fn an_admin_links_a_subject_by_hand_for_providers_without_verified_email(b
     assert_eq!(audit[2].2["subject"], "entra-oid-2222");
     assert_eq!(audit[2].3, Value::Null);
     idp.person.lock().unwrap().sub = "entra-oid-2222".into();
-    let refused = Browser::new(&server).sign_in().await;
+    let refused = oidc_sign_in(&mut Browser::new(&server)).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(refused
         .text()
@@ -913,7 +845,7 @@ async fn an_admin_links_a_subject_by_hand_for_providers_without_verified_email(b
         oid: Some(OBJECT_ID.into()),
     };
     let mut entra = Browser::new(&server);
-    assert_eq!(entra.sign_in().await.status(), StatusCode::OK);
+    assert_eq!(oidc_sign_in(&mut entra).await.status(), StatusCode::OK);
     let fleet = entra.get("/console").await.text().await.unwrap();
     assert!(fleet.contains("bob@example.com"), "{fleet}");
     // An object-id link never matches a `sub` of that value.
@@ -924,7 +856,7 @@ async fn an_admin_links_a_subject_by_hand_for_providers_without_verified_email(b
         oid: None,
     };
     assert_eq!(
-        Browser::new(&server).sign_in().await.status(),
+        oidc_sign_in(&mut Browser::new(&server)).await.status(),
         StatusCode::FORBIDDEN
     );
 }
