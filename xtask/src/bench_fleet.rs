@@ -121,13 +121,21 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         other => bail!("--backend is sqlite or postgres, not {other}"),
     };
     let last_line = |out: String| out.lines().last().unwrap_or_default().trim().to_owned();
-    let secret = last_line(output(Command::new(&server_bin).args([
+    // The run's own secrets key, for the CLI as for the server below, rather than one in
+    // the data dir of whoever runs the bench.
+    let key_file = dir.join("secrets.key");
+    let cli = || {
+        let mut command = Command::new(&server_bin);
+        command.env("TANDEM_SECRETS_KEY_FILE", &key_file);
+        command
+    };
+    let secret = last_line(output(cli().args([
         "enroll-secret",
         "create",
         "--database",
         &database,
     ]))?);
-    let admin = last_line(output(Command::new(&server_bin).args([
+    let admin = last_line(output(cli().args([
         "token",
         "create",
         "--role",
@@ -383,7 +391,6 @@ impl Server {
             // The fleet enrols from one host and reports more often than real agents.
             .env("TANDEM_SERVER_ENROLL_RATE_LIMIT", "0")
             .env("TANDEM_SERVER_TOKEN_RATE_LIMIT", "0")
-            // The run's own key, not one in the data dir of whoever runs the bench.
             .env("TANDEM_SECRETS_KEY_FILE", dir.join("secrets.key"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
