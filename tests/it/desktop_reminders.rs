@@ -12,8 +12,7 @@ use tandem_e2e::desktop_session::{DesktopSession, SessionOptions};
 use tandem_e2e::procs::wait_for;
 
 use crate::desktop::{
-    app_env, desktop_bin, output_dir, output_within, screenshot_settled, tandem_tray_icon,
-    APP_READY,
+    app_env, desktop_bin, open_tray_menu, output_dir, output_within, screenshot_settled, APP_READY,
 };
 
 /// Reminders at once and at any hour: no notice phase (`reminder_every_hours: 0`), nothing
@@ -389,27 +388,7 @@ fn later_in_dunst_defers_the_reminder() {
 
 /// Opens the tray menu with a click on the icon and, once it is up, presses `keys`.
 fn in_tray_menu(session: &DesktopSession, keys: &[&str]) {
-    let icon = wait_for(APP_READY, "the tray icon", || tandem_tray_icon(session)).unwrap();
-    let (cx, cy) = (
-        icon.x + icon.width as i32 / 2,
-        icon.y + icon.height as i32 / 2,
-    );
-    let click = session
-        .command("xdotool")
-        .args(["mousemove", &cx.to_string(), &cy.to_string(), "click", "1"])
-        .status()
-        .unwrap();
-    assert!(click.success());
-    wait_for(APP_READY, "the tray menu", || {
-        session.windows().ok()?.into_iter().find(|w| {
-            w.depth == 1
-                && w.name.as_deref() == Some("tandem-desktop")
-                && w.width > 100
-                && w.height > 60
-                && w.x >= 0
-        })
-    })
-    .unwrap();
+    open_tray_menu(session);
     let pressed = session
         .command("xdotool")
         .arg("key")
