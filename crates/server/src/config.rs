@@ -95,6 +95,17 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+impl RateLimit {
+    /// What a `--…-rate-limit N` flag asks for: N a minute with bursts of N; 0 turns the
+    /// limit off.
+    pub fn flag(n: u32) -> Option<RateLimit> {
+        (n > 0).then_some(RateLimit {
+            per_minute: n,
+            burst: n,
+        })
+    }
+}
+
 /// Generous for a fleet behind one NAT enrolling at once, slow for guessing secrets.
 pub const DEFAULT_ENROLL_RATE_LIMIT: RateLimit = RateLimit {
     per_minute: 60,

@@ -371,10 +371,7 @@ async fn run(cli: Cli) -> Result<()> {
                     std::time::Duration::from_secs(u64::from(days) * 24 * 60 * 60);
             }
             if let Some(n) = token_rate_limit {
-                config.token_rate_limit = (n > 0).then_some(tandem_server::config::RateLimit {
-                    per_minute: n,
-                    burst: n,
-                });
+                config.token_rate_limit = tandem_server::config::RateLimit::flag(n);
             }
             for proxy in &trusted_proxies {
                 let net = match proxy.parse::<ipnet::IpNet>() {
@@ -389,16 +386,10 @@ async fn run(cli: Cli) -> Result<()> {
                 config.trusted_proxies.push(net);
             }
             if let Some(n) = enroll_rate_limit {
-                config.enroll_rate_limit = (n > 0).then_some(tandem_server::config::RateLimit {
-                    per_minute: n,
-                    burst: n,
-                });
+                config.enroll_rate_limit = tandem_server::config::RateLimit::flag(n);
             }
             if let Some(n) = sign_in_rate_limit {
-                config.sign_in_rate_limit = (n > 0).then_some(tandem_server::config::RateLimit {
-                    per_minute: n,
-                    burst: n,
-                });
+                config.sign_in_rate_limit = tandem_server::config::RateLimit::flag(n);
             }
             if let Some(file) = webhooks {
                 let text = std::fs::read_to_string(&file)

@@ -86,9 +86,9 @@ pub struct AppState {
     pub secrets: crate::secrets::SecretsKey,
     pub metrics: crate::metrics::SharedMetrics,
     /// Enrolments per source address; `None` turns the limit off.
-    pub enroll_limiter: Option<Arc<EnrollLimiter>>,
+    pub enroll_limiter: Option<Arc<AddressLimiter>>,
     /// Console sign-in attempts per source address; `None` turns the limit off.
-    pub sign_in_limiter: Option<Arc<EnrollLimiter>>,
+    pub sign_in_limiter: Option<Arc<AddressLimiter>>,
     /// Requests per token (device or API), keyed by the token's hash; `None`: no limit.
     pub token_limiter: Option<Arc<TokenLimiter>>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -110,8 +110,8 @@ pub struct AppState {
 /// A token bucket per token hash.
 pub type TokenLimiter = KeyedLimiter<[u8; 32]>;
 
-/// A token bucket per source address.
-pub type EnrollLimiter = KeyedLimiter<std::net::IpAddr>;
+/// A token bucket per source address (enrolments, console sign-ins).
+pub type AddressLimiter = KeyedLimiter<std::net::IpAddr>;
 
 /// A token bucket per key.
 pub type KeyedLimiter<K> = governor::RateLimiter<
