@@ -133,6 +133,33 @@ impl Browser {
         .unwrap()
     }
 
+    /// The text of the element `css` once it contains `needle`: what a submitted form's
+    /// answer shows. A click that submits a form can return before the answer replaces the
+    /// page, so reading straight after it would sometimes read the old page.
+    fn text_containing(&self, css: &str, needle: &str) -> String {
+        let d = &self.driver;
+        let mut last = None;
+        let seen = wait_for(
+            Duration::from_secs(10),
+            &format!("{needle:?} in {css}"),
+            || {
+                let text = d.find(css).and_then(|e| d.text(&e)).ok();
+                last.clone_from(&text);
+                text.filter(|t| t.contains(needle))
+            },
+        );
+        seen.unwrap_or_else(|e| panic!("{e:#}; {css} reads {last:?}"))
+    }
+
+    /// Waits until the browser is at a URL ending with `path`.
+    fn expect_path(&self, path: &str) {
+        let d = &self.driver;
+        wait_for(Duration::from_secs(10), path, || {
+            d.current_url().ok().filter(|url| url.ends_with(path))
+        })
+        .unwrap();
+    }
+
     /// Waits for the page whose heading is `expected` (the answer to a submitted form).
     fn expect_heading(&self, expected: &str) {
         let d = &self.driver;
@@ -213,7 +240,7 @@ fn sign_in_with_totp_then_a_policy_changed_in_the_form_reaches_the_agent_within_
     fill(d, "#password", PASSWORD);
     fill(d, "#code", "000000");
     d.click(&d.find("#sign-in").unwrap()).unwrap();
-    let error = d.text(&d.find("#login-error").unwrap()).unwrap();
+    let error = browser.text_containing("#login-error", "Wrong");
     assert!(
         error.contains("Wrong username, password or code"),
         "{error}"
@@ -233,7 +260,9 @@ fn sign_in_with_totp_then_a_policy_changed_in_the_form_reaches_the_agent_within_
     fill(d, "[name='/org/name']", "Browser Corp");
     d.click(&d.find("#preview-form").unwrap()).unwrap();
     assert!(
-        browser.heading().starts_with("Review"),
+        browser
+            .text_containing("h1", "Review")
+            .starts_with("Review"),
         "{}",
         browser.heading()
     );
@@ -610,7 +639,7 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
     assert_eq!(rows.len(), 1);
     d.click(&rows[0]).unwrap();
     assert_eq!(
-        d.text(&d.find("#device-hostname").unwrap()).unwrap(),
+        browser.text_containing("#device-hostname", "fin-lt-07"),
         "fin-lt-07"
     );
     browser.shot("readme-device");
@@ -621,8 +650,7 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
     fill(d, "[name=expires_in_days]", "7");
     d.click(&d.find("form.row button[type=submit]").unwrap())
         .unwrap();
-    let created = d.text(&d.find("#created-secret").unwrap()).unwrap();
-    assert!(created.contains("tandem enroll --server"), "{created}");
+    browser.text_containing("#created-secret", "tandem enroll --server");
     browser.shot("readme-enrollment");
 
     // Phishing: the reported message is listed, its link and attachment shown as text.
@@ -631,11 +659,7 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
     browser.shot("readme-phishing-inbox");
     d.click(&d.find("table a[href^='/console/phishing/']").unwrap())
         .unwrap();
-    let body = d.text(&d.find(".content").unwrap()).unwrap();
-    assert!(
-        body.contains("https://acme-support.example/reset?u=carol"),
-        "{body}"
-    );
+    let body = browser.text_containing(".content", "https://acme-support.example/reset?u=carol");
     assert!(body.contains("invoice.pdf.exe"), "{body}");
     assert_eq!(
         d.find_all(".content a[href^='https://acme']")
@@ -654,10 +678,7 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
         .unwrap();
     d.click(&d.find("aside button[type=submit]").unwrap())
         .unwrap();
-    assert!(d
-        .text(&d.find("aside").unwrap())
-        .unwrap()
-        .contains("Last triaged by admin:ada"));
+    browser.text_containing("aside", "Last triaged by admin:ada");
     browser.shot("readme-phishing-report");
 
     // Identity: a bulk import through the form.
@@ -670,10 +691,7 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
             .unwrap(),
     )
     .unwrap();
-    assert!(d
-        .text(&d.find(".alert.ok").unwrap())
-        .unwrap()
-        .contains("Imported 2 users"));
+    browser.text_containing(".alert.ok", "Imported 2 users");
     browser.shot("readme-identity");
 
     // API tokens and accounts.
@@ -682,7 +700,8 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
     fill(d, "[name=name]", "SIEM export");
     d.click(&d.find("form.row button[type=submit]").unwrap())
         .unwrap();
-    assert!(!d.text(&d.find("#token-value").unwrap()).unwrap().is_empty());
+    // The answer page is the only one with the token on it.
+    assert!(!browser.text_containing("#token-value", "").is_empty());
     browser.shot("readme-tokens");
     d.navigate(&format!("{}/console/admins", server.url))
         .unwrap();
@@ -734,7 +753,7 @@ fn every_console_page_works_in_the_browser_with_a_demo_fleet() {
 
     // The viewer sees the pages without any form that changes something.
     d.click(&d.find("button.link").unwrap()).unwrap();
-    assert!(d.current_url().unwrap().ends_with("/console/login"));
+    browser.expect_path("/console/login");
     browser.sign_in(&server, "val", &val_secret);
     d.navigate(&format!("{}/console/policies/default", server.url))
         .unwrap();
