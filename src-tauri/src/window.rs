@@ -103,6 +103,17 @@ pub struct PaintTimes {
     pub script_start: f64,
     /// The first render returned.
     pub rendered: f64,
+    /// The next frame began (its `requestAnimationFrame` callback): style, layout and paint
+    /// of the first render follow.
+    #[serde(default)]
+    pub frame: Option<f64>,
+    /// The first rendering update after the bundle began (a callback asked for before the
+    /// render): earlier than `frame` when WebKit updated the page before the render's frame.
+    #[serde(default)]
+    pub first_update: Option<f64>,
+    /// WebKit's own first-contentful-paint mark, where it has one.
+    #[serde(default)]
+    pub contentful: Option<f64>,
     /// The frame after the first render: painted.
     pub painted: f64,
 }
@@ -116,10 +127,14 @@ pub fn painted(times: PaintTimes) {
     let total = now.elapsed().as_secs_f64() * 1000.0;
     // The page counts from its navigation start; place that on the shell's clock.
     let navigation = total - times.painted;
+    let at = |t: Option<f64>| t.map(|t| (navigation + t).round());
     tracing::info!(
         navigation_ms = navigation.round(),
         script_ms = (navigation + times.script_start).round(),
         rendered_ms = (navigation + times.rendered).round(),
+        frame_ms = at(times.frame),
+        first_update_ms = at(times.first_update),
+        contentful_ms = at(times.contentful),
         painted_ms = total.round(),
         "window first paint"
     );
@@ -288,5 +303,27 @@ mod tests {
         assert_eq!(grace_of(Some("soon")), DEFAULT_GRACE);
         assert_eq!(grace_of(Some("-1")), DEFAULT_GRACE);
         assert_eq!(grace_of(None), DEFAULT_GRACE);
+    }
+
+    #[test]
+    fn the_pages_paint_marks_are_read_with_or_without_the_optional_ones() {
+        let full: PaintTimes = serde_json::from_str(
+            r#"{"scriptStart":20,"rendered":45,"frame":210,"firstUpdate":210,
+                "contentful":211,"painted":300}"#,
+        )
+        .unwrap();
+        assert_eq!(full.first_update, Some(210.0));
+        assert_eq!(full.contentful, Some(211.0));
+        assert_eq!(full.frame, Some(210.0));
+        // WebKit without paint timing sends null; an older page sends none of them.
+        let bare: PaintTimes = serde_json::from_str(
+            r#"{"scriptStart":20,"rendered":45,"contentful":null,"painted":300}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (bare.frame, bare.first_update, bare.contentful),
+            (None, None, None)
+        );
+        assert_eq!(bare.painted, 300.0);
     }
 }

@@ -160,7 +160,14 @@ export function setAutostart(enabled: boolean): Promise<boolean> {
 }
 
 /** The page's own start, in ms since its navigation began: logged by the shell. */
-export function reportPainted(times: { scriptStart: number; rendered: number; painted: number }): Promise<void> {
+export function reportPainted(times: {
+  scriptStart: number;
+  rendered: number;
+  frame: number;
+  firstUpdate: number | null;
+  contentful: number | null;
+  painted: number;
+}): Promise<void> {
   return call<void>("window_painted", { times });
 }
 

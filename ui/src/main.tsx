@@ -9,15 +9,32 @@ import "./style.css";
 import { applyTheme, initialTheme } from "./theme";
 
 const scriptStart = performance.now();
+// When WebKit's first rendering update after the bundle started began, whatever it painted.
+let firstUpdate: number | null = null;
+requestAnimationFrame(() => {
+  firstUpdate = performance.now();
+});
 applyTheme(initialTheme());
 const root = document.getElementById("app");
 if (root) {
   render(<App />, root);
   const rendered = performance.now();
   // The callback runs before the next frame is painted; a task queued from it runs after.
-  requestAnimationFrame(() =>
+  requestAnimationFrame(() => {
+    const frame = performance.now();
     setTimeout(() => {
-      void reportPainted({ scriptStart, rendered, painted: performance.now() }).catch(() => {});
-    }, 0),
-  );
+      // WebKit's own mark of its first paint with content, where it supports paint timing.
+      const contentful = performance
+        .getEntriesByType("paint")
+        .find((e) => e.name === "first-contentful-paint")?.startTime;
+      void reportPainted({
+        scriptStart,
+        rendered,
+        frame,
+        firstUpdate,
+        contentful: contentful ?? null,
+        painted: performance.now(),
+      }).catch(() => {});
+    }, 0);
+  });
 }

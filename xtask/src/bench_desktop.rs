@@ -17,6 +17,11 @@
 //!    `--minutes 0` skips part 1; `--debug` runs the debug builds (for quick A/B, not for
 //!    figures), `--app-env NAME=VALUE` adds to the app's environment (A/B of a variable).
 //!
+//! 3. The floor of part 2: the bare tray app opens a window with a static page the same
+//!    way (a second launch with `--open`, handed over before Tauri starts; the same WebKit
+//!    settings) and `--close` destroys it; its cold time to first paint and the memory it
+//!    keeps after the close are printed next to the app's, as ratios.
+//!
 //! A child of `bench.rs` (it shares that module's helpers); release builds.
 
 use std::collections::BTreeSet;
@@ -150,9 +155,14 @@ impl Session {
 
     /// The id of the top-level window titled exactly `Tandem`, if one is mapped.
     fn tandem_window(&self) -> Option<String> {
+        self.window_titled("^Tandem$")
+    }
+
+    /// The id of a mapped top-level window whose title matches `pattern`.
+    fn window_titled(&self, pattern: &str) -> Option<String> {
         let out = self
             .command("xdotool")
-            .args(["search", "--onlyvisible", "--name", "^Tandem$"])
+            .args(["search", "--onlyvisible", "--name", pattern])
             .output()
             .ok()?;
         String::from_utf8_lossy(&out.stdout)
@@ -628,14 +638,205 @@ fn windows(
     );
     println!(
         "    re-open after the grace: on screen {}; page's first frame {}",
-        median_ms(after.0),
+        median_ms(after.0.clone()),
         median_ms(after.1)
     );
     println!(
-        "    app memory after the window is destroyed, over idle: {} kB",
-        median_of(over_idle, "kB")
+        "    app memory after the window is destroyed, over idle: {}",
+        median_of(over_idle.clone(), "kB")
+    );
+    let floor = floor_windows(session, bin, app_env, dir, opens)?;
+    // The app's cold rounds without the first (fresh home), as the floor's, which find the
+    // caches the app's first round filled.
+    let app_cold = if opens > 1 {
+        skip_first(&cold.0)
+    } else {
+        cold.0.clone()
+    };
+    println!("  floor: the bare Tauri app's window (static page, same window settings), {opens} round(s):");
+    println!(
+        "    cold (app restarted): on screen {}; hand-over {}",
+        median_ms(floor.cold.clone()),
+        median_ms(floor.handover.clone())
+    );
+    println!(
+        "    re-open after the window was destroyed: on screen {}",
+        median_ms(floor.again.clone())
+    );
+    println!(
+        "    memory after the window is destroyed, over idle: {}",
+        median_of(floor.over_idle.clone(), "kB")
+    );
+    let ratio = |app: Vec<f64>, floor: Vec<f64>| match (median(app), median(floor)) {
+        (Some(a), Some(f)) if f > 0.0 => format!("{:.2}× ({a:.0} / {f:.0})", a / f),
+        _ => "?".into(),
+    };
+    println!("  app ÷ floor (medians):");
+    println!(
+        "    cold first paint on screen: {}",
+        ratio(app_cold, floor.cold)
+    );
+    println!(
+        "    first paint after the grace / after destruction: {}",
+        ratio(after.0, floor.again)
+    );
+    let (app_left, floor_left) = (median(over_idle), median(floor.over_idle));
+    println!(
+        "    memory left after close, over idle: app {} kB, floor {} kB, difference {} kB",
+        app_left.map_or("?".into(), |v| format!("{v:+.0}")),
+        floor_left.map_or("?".into(), |v| format!("{v:+.0}")),
+        app_left
+            .zip(floor_left)
+            .map_or("?".into(), |(a, f)| format!("{:+.0}", a - f)),
     );
     Ok(())
+}
+
+/// The median of the finite values, if any.
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    xs.retain(|x| x.is_finite());
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied()
+}
+
+/// What the floor's window rounds measured, in ms and kB.
+struct Floor {
+    cold: Vec<f64>,
+    handover: Vec<f64>,
+    again: Vec<f64>,
+    over_idle: Vec<f64>,
+}
+
+/// The floor of part 2: the bare Tauri app (`benches/bare-tray`) opens a window with a
+/// static page the same way (a second launch with `--open`, handed over before Tauri starts,
+/// the same WebKit settings), `--close` destroys it (then `malloc_trim`, as the app does).
+/// Each round on a freshly started bare app: open (cold), close, wait for the web process to
+/// go and the memory to settle, open again.
+fn floor_windows(
+    session: &mut Session,
+    bin: &Path,
+    app_env: &dyn Fn(&mut Command),
+    dir: &Path,
+    opens: u64,
+) -> anyhow::Result<Floor> {
+    let mut floor = Floor {
+        cold: Vec::new(),
+        handover: Vec::new(),
+        again: Vec::new(),
+        over_idle: Vec::new(),
+    };
+    let socket = dir.join("home/.tandem-bench-bare-tray.sock");
+    for round in 0..opens {
+        let log = dir.join(format!("bare-tray-{round}.log"));
+        let _ = std::fs::remove_file(&socket);
+        let mut bare = session.command(bin.join("tandem-bench-bare-tray"));
+        app_env(&mut bare);
+        let index = session.procs.len();
+        let pid = session.spawn_to(&mut bare, std::fs::File::create(&log)?)?;
+        // Listening: the bare app binds its socket once Tauri is set up.
+        wait_until(Duration::from_secs(60), || socket.exists().then_some(()))
+            .context("the bare app did not start")?;
+        let idle_pd = settled_memory(pid)?;
+        let (painted, handover) = open_bare(session, bin, app_env, &log, "cold")?;
+        floor.cold.push(painted);
+        floor.handover.push(handover);
+        let open_children = webkit_children(pid);
+        println!(
+            "    open: bare Private_Dirty {} kB (idle {idle_pd} kB), WebKit helpers {} kB",
+            memory_kb(pid)?.0,
+            kb_of_children(&open_children),
+        );
+        bare_request(session, bin, app_env, "--close")?;
+        wait_until(Duration::from_secs(10), || {
+            session.window_titled("^Bare tray$").is_none().then_some(())
+        })
+        .context("the bare window did not close")?;
+        let gone = wait_until(Duration::from_secs(15), || {
+            webkit_children(pid)
+                .iter()
+                .all(|(_, n)| n.starts_with("WebKitNetwork"))
+                .then_some(())
+        });
+        let after_pd = settled_memory(pid)?;
+        floor.over_idle.push(after_pd as f64 - idle_pd as f64);
+        println!(
+            "    after close: web processes {}; bare Private_Dirty {after_pd} kB = idle {:+} kB",
+            if gone.is_some() { "gone" } else { "NOT gone" },
+            after_pd as i64 - idle_pd as i64
+        );
+        let (painted, _) = open_bare(session, bin, app_env, &log, "after destruction")?;
+        floor.again.push(painted);
+        bare_request(session, bin, app_env, "--close")?;
+        session.procs.remove(index);
+    }
+    Ok(floor)
+}
+
+/// A second launch of the bare app with `request` (`--open`, `--close`).
+fn bare_request(
+    session: &Session,
+    bin: &Path,
+    app_env: &dyn Fn(&mut Command),
+    request: &str,
+) -> anyhow::Result<()> {
+    let mut second = session.command(bin.join("tandem-bench-bare-tray"));
+    app_env(&mut second);
+    let status = second.arg(request).status()?;
+    if !status.success() {
+        bail!("the bare app's second launch ({request}) failed: {status}");
+    }
+    Ok(())
+}
+
+/// Opens the bare app's window by a second launch; answers the milliseconds from the launch
+/// until it was painted on screen, and until the running app heard the request.
+fn open_bare(
+    session: &Session,
+    bin: &Path,
+    app_env: &dyn Fn(&mut Command),
+    log: &Path,
+    which: &str,
+) -> anyhow::Result<(f64, f64)> {
+    let from = log_len(log);
+    let launched = Instant::now();
+    let launched_at = seconds_of_day(std::time::SystemTime::now());
+    bare_request(session, bin, app_env, "--open")?;
+    let handed_over = launched.elapsed();
+    let window = wait_until(Duration::from_secs(30), || {
+        session.window_titled("^Bare tray$")
+    })
+    .context("the bare window did not appear")?;
+    let mapped = launched.elapsed();
+    wait_until(Duration::from_secs(30), || {
+        (session.colours_in(&window)? > 16).then_some(())
+    })
+    .context("the bare window did not paint")?;
+    let painted = launched.elapsed().as_secs_f64() * 1000.0;
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let new = text.get(from..).unwrap_or_default();
+    let asked = new
+        .lines()
+        .find_map(|l| l.strip_prefix("bare window asked at "))
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |t| (t - launched_at) * 1000.0);
+    let at = |what: &str| {
+        new.lines()
+            .find(|l| l.contains(what))
+            .and_then(|l| l.rsplit_once("at_ms="))
+            .map_or("?".to_owned(), |(_, v)| v.trim().to_owned())
+    };
+    println!(
+        "  bare window ({which}): second launch exited {:.0} ms, mapped {:.0} ms, first paint {painted:.0} ms after the launch",
+        handed_over.as_secs_f64() * 1000.0,
+        mapped.as_secs_f64() * 1000.0,
+    );
+    println!(
+        "    breakdown: hand-over {asked:.0} ms; then window created +{} ms, page load started +{} ms, finished +{} ms",
+        at("window created"),
+        at("page load started"),
+        at("page load finished"),
+    );
+    Ok((painted, asked))
 }
 
 /// Opens the window by a second launch with `--open`, as from the applications menu, and
@@ -701,13 +902,16 @@ fn open_window(
     // From the moment the running app was asked (tray, reminder or second launch alike).
     println!(
         "    breakdown: hand-over (launch → running app asked) {} ms; then window created +{} ms, \
-         page load started +{} ms, bundle running +{} ms, first render +{} ms, first frame +{} ms, \
-         page load finished +{} ms",
+         page load started +{} ms, bundle running +{} ms, first render +{} ms, first update +{} ms, next frame began +{} ms, \
+         WebKit's first contentful paint +{} ms, first frame +{} ms, page load finished +{} ms",
         ms(asked),
         ms(field(&created, "at_ms")),
         ms(field(&started, "at_ms")),
         ms(field(&first, "script_ms")),
         ms(field(&first, "rendered_ms")),
+        ms(field(&first, "first_update_ms")),
+        ms(field(&first, "frame_ms")),
+        ms(field(&first, "contentful_ms")),
         ms(field(&first, "painted_ms")),
         ms(field(&finished, "at_ms")),
     );
