@@ -40,9 +40,19 @@ use super::{
 use crate::hub::PolicyHub;
 use crate::keys::policy_etag;
 
+mod raw;
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The one connection that writes report batches (the same pool as `pool` for an
+    /// in-memory database). SQLite drops a connection's whole page cache whenever another
+    /// connection committed since its last transaction, so batches spread over the pool's
+    /// connections read every B-tree page they touch again; one connection that does
+    /// nearly all the writing keeps its cache.
+    ingest: SqlitePool,
+    /// Wakes the task that checkpoints the WAL after ingest commits (none in memory).
+    checkpoints: Option<tokio::sync::mpsc::Sender<()>>,
     change_poll_interval: Duration,
     /// Device tokens already looked up; see `token_cache`.
     tokens: Arc<TokenCache>,
@@ -58,30 +68,51 @@ impl SqliteStore {
             // consistency; FULL would fsync on every report.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            // SQLite's default page cache and checkpoint interval are kept on purpose: a
-            // 32 MB cache per connection, a 256 MB read map and checkpoints every 40 MB of
-            // WAL were tried against ingest on a quiet machine (BENCHMARKS.md, session 4)
-            // and made no difference beyond the noise, for four times the memory.
+            // SQLite's default page cache is kept on purpose: a 32 MB cache per connection
+            // and a 256 MB read map were tried against ingest on a quiet machine
+            // (BENCHMARKS.md, session 4), and a 64 MB cache on the ingest connection alone
+            // in session 5; none made a difference beyond the noise. The ingest connection's
+            // checkpoint interval differs: see below.
             .foreign_keys(true);
         // Each connection to `:memory:` is its own empty database, so an in-memory store
         // must live on exactly one connection that is never closed.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let pool = if in_memory {
+        let single = || {
             SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
+        };
+        let pool = if in_memory {
+            single()
         } else {
             SqlitePoolOptions::new().max_connections(8)
         }
-        .connect_with(connect)
+        .connect_with(connect.clone())
         .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        let ingest = if in_memory {
+            pool.clone()
+        } else {
+            // Checkpoints (copying the WAL back into the database file, with two fsyncs)
+            // are mostly left to a task on another connection, so that the writer does not
+            // wait on them between batches; its own automatic checkpoint stays as the
+            // backstop that keeps the WAL from growing without bound.
+            let writer = connect.pragma("wal_autocheckpoint", INGEST_AUTOCHECKPOINT.to_string());
+            single().connect_with(writer).await?
+        };
+        let checkpoints = (!in_memory).then(|| {
+            let (wake, rx) = tokio::sync::mpsc::channel(1);
+            tokio::spawn(checkpoint_wal(pool.clone(), rx));
+            wake
+        });
         Ok(SqliteStore {
             pool,
+            ingest,
             change_poll_interval: options.change_poll_interval,
             tokens: Arc::new(TokenCache::default()),
+            checkpoints,
         })
     }
 
@@ -711,9 +742,7 @@ impl Store for SqliteStore {
     }
 
     async fn ingest_report(&self, new: NewReport<'_>) -> Result<IngestOutcome, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let outcomes = ingest_batch_in(&mut tx, &[new]).await?;
-        tx.commit().await?;
+        let outcomes = self.ingest_reports(&[new]).await?;
         Ok(outcomes.first().copied().unwrap_or(IngestOutcome::Replayed))
     }
 
@@ -721,10 +750,36 @@ impl Store for SqliteStore {
         &self,
         reports: &[NewReport<'_>],
     ) -> Result<Vec<IngestOutcome>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let outcomes = ingest_batch_in(&mut tx, reports).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut writer = CloseUnlessDone {
+            conn: self.ingest.acquire().await?,
+            done: false,
+        };
+        // Waiting for the write lock (up to the busy timeout) happens on sqlx's worker thread,
+        // not on this one: a runtime thread blocked here could be the one that has to run
+        // the task whose transaction holds the lock.
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *writer.conn)
+            .await
+        {
+            // No transaction was opened.
+            writer.done = true;
+            return Err(e.into());
+        }
+        let mut handle = writer.conn.lock_handle().await?;
+        let raw = raw::Conn::new(&mut handle);
+        let result = blocking(|| ingest_batch(&raw, reports));
+        writer.done = !raw.in_transaction();
+        if !writer.done {
+            return Err(result.err().unwrap_or(StoreError::Busy));
+        }
+        if let (Ok(_), Some(wake)) = (&result, &self.checkpoints) {
+            // Full: a checkpoint is already due.
+            let _ = wake.try_send(());
+        }
+        result
     }
 
     async fn effective_policy(&self, group: &str) -> Result<Option<StoredPolicy>, StoreError> {
@@ -802,7 +857,9 @@ impl Store for SqliteStore {
         &self,
         deliveries: &[(Uuid, i64)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        // On the ingest connection: deliveries come in floods too, and a commit from any
+        // other connection would empty that connection's page cache.
+        let mut tx = self.ingest.begin_with("BEGIN IMMEDIATE").await?;
         for (device, version) in deliveries {
             sqlx::query(
                 "UPDATE devices SET policy_version = ?
@@ -2655,195 +2712,237 @@ impl Store for SqliteStore {
     }
 }
 
-/// One report's writes, inside the caller's write transaction. A replay writes nothing.
-/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters at the widest
-/// row (10 columns), and small enough that one statement's parse stays cheap.
-const ROWS_PER_STATEMENT: usize = 512;
-
-/// The device rows after their reports, from a `VALUES` list named `v` (one row per device):
-/// the last report time moves forward only, and only a report at least as new as the
-/// inventory held (by its send time) replaces it. SQLite evaluates every `SET` against the
-/// row as it was, so each `CASE` sees the old `inventory_at`. A report without a user leaves
-/// the enrolled user as it was.
-const DEVICES_AFTER_REPORTS: &str = "
-UPDATE devices SET
-    last_report_at = CASE WHEN devices.last_report_at IS NULL OR devices.last_report_at < v.received_at
-        THEN v.received_at ELSE devices.last_report_at END,
-    hostname = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
-        THEN v.hostname ELSE devices.hostname END,
-    os = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at THEN v.os ELSE devices.os END,
-    os_version = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
-        THEN v.os_version ELSE devices.os_version END,
-    model = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
-        THEN v.model ELSE devices.model END,
-    serial = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
-        THEN v.serial ELSE devices.serial END,
-    agent_version = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
-        THEN v.agent_version ELSE devices.agent_version END,
-    user_login = CASE WHEN (devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at) AND v.has_user
-        THEN v.user_login ELSE devices.user_login END,
-    user_email = CASE WHEN (devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at) AND v.has_user
-        THEN v.user_email ELSE devices.user_email END,
-    applied_policy_etag = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
-        THEN v.policy_etag ELSE devices.applied_policy_etag END,
-    inventory_at = CASE WHEN devices.inventory_at IS NULL OR devices.inventory_at <= v.sent_at
-        THEN v.sent_at ELSE devices.inventory_at END
-FROM v WHERE devices.id = v.id";
-
-/// Updates the rows of the devices that sent `batch` (indexes into `reports`, at most one
-/// per device) in one statement.
-async fn update_devices(
-    tx: &mut sqlx::SqliteConnection,
-    reports: &[NewReport<'_>],
-    keys: &[(String, String)],
-    batch: &[usize],
-) -> Result<(), StoreError> {
-    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "WITH v(id, received_at, sent_at, hostname, os, os_version, model, serial,
-                agent_version, has_user, user_login, user_email, policy_etag) AS (",
-        );
-        q.push_values(chunk, |mut row, &i| {
-            let new = &reports[i];
-            let inv = &new.report.inventory;
-            row.push_bind(keys[i].0.as_str())
-                .push_bind(ts(new.received_at))
-                .push_bind(ts(new.report.sent_at))
-                .push_bind(inv.device.hostname.as_str())
-                .push_bind(inv.device.os.as_str())
-                .push_bind(inv.device.os_version.as_str())
-                .push_bind(inv.device.model.as_deref())
-                .push_bind(inv.device.serial.as_deref())
-                .push_bind(new.report.agent_version.as_str())
-                .push_bind(inv.user.is_some())
-                .push_bind(inv.user.as_ref().map(|u| u.login.as_str()))
-                .push_bind(inv.user.as_ref().and_then(|u| u.email.as_deref()))
-                .push_bind(new.report.policy_etag.as_deref());
-        });
-        q.push(")");
-        q.push(DEVICES_AFTER_REPORTS);
-        q.build().execute(&mut *tx).await?;
-    }
-    Ok(())
+/// The ingest connection while a transaction may be open on it. Dropped before `done`
+/// (an error, a failed rollback, or the future itself dropped while it waits) it closes
+/// the connection rather than hand it back to the pool holding the write lock.
+struct CloseUnlessDone {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    done: bool,
 }
 
-/// Writes a batch of reports with a handful of multi-row statements instead of about fifteen
-/// statements per report: each statement is a round trip to sqlx's SQLite worker thread,
-/// which is what ingest spent its time on. The outcome is the same as writing the reports one
-/// by one in batch order: a repeated id is a replay, the newest observation of a check wins,
-/// and the device row keeps the newest report's inventory.
-async fn ingest_batch_in(
-    tx: &mut sqlx::SqliteConnection,
+impl Drop for CloseUnlessDone {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// WAL pages after which the ingest connection checkpoints itself (SQLite's default is
+/// 1,000): the checkpoint task usually got there first.
+const INGEST_AUTOCHECKPOINT: u32 = 10_000;
+/// The checkpoint task's pace at most: every checkpoint ends in two fsyncs.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Copies committed WAL pages into the database file after ingest commits, on a connection
+/// of the shared pool, at most every [`CHECKPOINT_EVERY`]. A passive checkpoint takes no
+/// lock that writers or readers wait for. Ends when the store is dropped.
+async fn checkpoint_wal(pool: SqlitePool, mut wake: tokio::sync::mpsc::Receiver<()>) {
+    while wake.recv().await.is_some() {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "WAL checkpoint failed; the writer's own checkpoint remains");
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+    }
+}
+
+/// Runs `f`, which blocks on SQLite, without stalling the other tasks of this runtime worker:
+/// on a multi-threaded runtime they move to another thread meanwhile. (A current-thread
+/// runtime, as in tests, has no other worker to hand them to.)
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+impl From<raw::RawError> for StoreError {
+    fn from(e: raw::RawError) -> Self {
+        if e.is_busy() {
+            StoreError::Busy
+        } else {
+            StoreError::Database(sqlx::Error::Database(Box::new(e)))
+        }
+    }
+}
+
+const INSERT_REPORT: &str = "
+INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+ON CONFLICT (device_id, report_id) DO NOTHING";
+
+/// An outbox may deliver an old report after a newer one: the guard keeps the newest
+/// observation of each check, whatever order the reports arrive in.
+const UPSERT_LATEST_RESULT: &str = "
+INSERT INTO latest_results (device_id, check_id, status, observed_at, result, report_id)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+ON CONFLICT (device_id, check_id) DO UPDATE SET
+    status = excluded.status, observed_at = excluded.observed_at,
+    result = excluded.result, report_id = excluded.report_id
+WHERE excluded.observed_at >= latest_results.observed_at";
+
+const INSERT_EVENT: &str = "
+INSERT INTO events (device_id, report_id, kind, at, check_id, detail)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// The device row after one of its reports (?1 id, ?2 received_at, ?3 sent_at): the last
+/// report time moves forward only, and only a report at least as new as the inventory held
+/// (by its send time) replaces it. SQLite evaluates every `SET` against the row as it was,
+/// so each `CASE` sees the old `inventory_at`. A report without a user (?10 false) leaves
+/// the enrolled user as it was.
+const UPDATE_DEVICE: &str = "
+UPDATE devices SET
+    last_report_at = CASE WHEN last_report_at IS NULL OR last_report_at < ?2
+        THEN ?2 ELSE last_report_at END,
+    hostname = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?4 ELSE hostname END,
+    os = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?5 ELSE os END,
+    os_version = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?6 ELSE os_version END,
+    model = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?7 ELSE model END,
+    serial = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?8 ELSE serial END,
+    agent_version = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3
+        THEN ?9 ELSE agent_version END,
+    user_login = CASE WHEN (inventory_at IS NULL OR inventory_at <= ?3) AND ?10
+        THEN ?11 ELSE user_login END,
+    user_email = CASE WHEN (inventory_at IS NULL OR inventory_at <= ?3) AND ?10
+        THEN ?12 ELSE user_email END,
+    applied_policy_etag = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3
+        THEN ?13 ELSE applied_policy_etag END,
+    inventory_at = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3
+        THEN ?3 ELSE inventory_at END
+WHERE id = ?1";
+
+/// Writes a batch of reports in the write transaction the caller began, and commits it (or
+/// rolls it back on an error); each statement is prepared once for the batch and run once
+/// per row. The outcome is that of storing the reports one by one in batch order: a report
+/// already stored (or earlier in the batch) is a replay and writes nothing, the newest
+/// observation of a check wins, and the device row keeps the newest report's inventory.
+fn ingest_batch(
+    conn: &raw::Conn<'_>,
     reports: &[NewReport<'_>],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
-    let mut outcomes = vec![IngestOutcome::Replayed; reports.len()];
-    if reports.is_empty() {
-        return Ok(outcomes);
+    let written = ingest_in_transaction(conn, reports);
+    let result = match written {
+        Ok(outcomes) => conn.exec("COMMIT").map(|()| outcomes).map_err(Into::into),
+        Err(e) => Err(e),
+    };
+    // After an error, or a COMMIT that failed, the transaction is still open.
+    if result.is_err() && conn.in_transaction() {
+        let _ = conn.exec("ROLLBACK");
     }
-    let keys: Vec<(String, String)> = reports
-        .iter()
-        .map(|r| (r.device_id.to_string(), r.report.report_id.to_string()))
-        .collect();
-    // A report repeated inside the batch is a replay of its first copy.
-    let mut seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
-    let mut candidates = Vec::with_capacity(reports.len());
-    for (i, (device, report)) in keys.iter().enumerate() {
-        if seen.insert((device, report)) {
-            candidates.push(i);
+    result
+}
+
+fn ingest_in_transaction(
+    conn: &raw::Conn<'_>,
+    reports: &[NewReport<'_>],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let mut insert_report = conn.prepare(INSERT_REPORT)?;
+    let mut upsert_result = conn.prepare(UPSERT_LATEST_RESULT)?;
+    let mut insert_event = conn.prepare(INSERT_EVENT)?;
+    let mut update_device = conn.prepare(UPDATE_DEVICE)?;
+    let mut outcomes = Vec::with_capacity(reports.len());
+    for new in reports {
+        let device = new.device_id.to_string();
+        let report_id = new.report.report_id.to_string();
+        let report = new.report;
+        let received_at = ts(new.received_at);
+        let sent_at = ts(report.sent_at);
+        let inserted = insert_report.execute(&[
+            device.as_str().into(),
+            report_id.as_str().into(),
+            received_at.as_str().into(),
+            sent_at.as_str().into(),
+            report.agent_version.as_str().into(),
+            new.raw.into(),
+        ])?;
+        if inserted == 0 {
+            outcomes.push(IngestOutcome::Replayed);
+            continue;
         }
-    }
-
-    // The reports: whichever rows were not stored before come back from RETURNING.
-    let mut stored_keys: std::collections::HashSet<(String, String)> =
-        std::collections::HashSet::new();
-    for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body) ",
-        );
-        q.push_values(chunk, |mut row, &i| {
-            let new = &reports[i];
-            row.push_bind(keys[i].0.as_str())
-                .push_bind(keys[i].1.as_str())
-                .push_bind(ts(new.received_at))
-                .push_bind(ts(new.report.sent_at))
-                .push_bind(new.report.agent_version.as_str())
-                .push_bind(new.raw);
-        });
-        q.push(" ON CONFLICT (device_id, report_id) DO NOTHING RETURNING device_id, report_id");
-        for row in q.build().fetch_all(&mut *tx).await? {
-            stored_keys.insert((row.try_get("device_id")?, row.try_get("report_id")?));
+        outcomes.push(IngestOutcome::Stored);
+        for (n, result) in report.results.iter().enumerate() {
+            let text = new.result_text(n)?;
+            upsert_result.execute(&[
+                device.as_str().into(),
+                result.id.as_str().into(),
+                result.status.as_str().into(),
+                ts(result.observed_at).as_str().into(),
+                text.as_ref().into(),
+                report_id.as_str().into(),
+            ])?;
         }
-    }
-    let stored: Vec<usize> = candidates
-        .into_iter()
-        .filter(|&i| stored_keys.contains(&keys[i]))
-        .collect();
-    for &i in &stored {
-        outcomes[i] = IngestOutcome::Stored;
-    }
-
-    // Latest results. SQLite applies the rows of one statement in order, each against the
-    // row as the previous one left it, so the guard keeps the newest observation even when
-    // two reports of one device share the batch. An outbox may deliver an old report after a
-    // newer one; the newer observation must win, whatever order the reports arrive in.
-    let mut results = Vec::new();
-    for &i in &stored {
-        for (n, result) in reports[i].report.results.iter().enumerate() {
-            results.push((i, result, reports[i].result_text(n)?));
+        for event in &report.events {
+            insert_event.execute(&[
+                device.as_str().into(),
+                report_id.as_str().into(),
+                event.kind.as_str().into(),
+                ts(event.at).as_str().into(),
+                event.check_id.map(|c| c.as_str()).into(),
+                event.detail.as_deref().into(),
+            ])?;
         }
-    }
-    for chunk in results.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO latest_results (device_id, check_id, status, observed_at, result, report_id) ",
-        );
-        q.push_values(chunk, |mut row, (i, result, body)| {
-            row.push_bind(keys[*i].0.as_str())
-                .push_bind(result.id.as_str())
-                .push_bind(result.status.as_str())
-                .push_bind(ts(result.observed_at))
-                .push_bind(body.as_ref())
-                .push_bind(keys[*i].1.as_str());
-        });
-        q.push(
-            " ON CONFLICT (device_id, check_id) DO UPDATE SET
-                status = excluded.status, observed_at = excluded.observed_at,
-                result = excluded.result, report_id = excluded.report_id
-             WHERE excluded.observed_at >= latest_results.observed_at",
-        );
-        q.build().execute(&mut *tx).await?;
-    }
-
-    let events: Vec<(usize, &tandem_proto::v1::Event)> = stored
-        .iter()
-        .flat_map(|&i| reports[i].report.events.iter().map(move |e| (i, e)))
-        .collect();
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO events (device_id, report_id, kind, at, check_id, detail) ",
-        );
-        q.push_values(chunk, |mut row, (i, event)| {
-            row.push_bind(keys[*i].0.as_str())
-                .push_bind(keys[*i].1.as_str())
-                .push_bind(event.kind.as_str())
-                .push_bind(ts(event.at))
-                .push_bind(event.check_id.map(|c| c.as_str()))
-                .push_bind(event.detail.as_deref());
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-
-    // The device rows: one statement for the devices with one report in the batch; a
-    // device whose outbox replayed several has them applied one at a time, in batch order.
-    let mut per_device: HashMap<&str, u32> = HashMap::new();
-    for &i in &stored {
-        *per_device.entry(keys[i].0.as_str()).or_default() += 1;
-    }
-    let (single, repeated): (Vec<usize>, Vec<usize>) = stored
-        .iter()
-        .partition(|&&i| per_device.get(keys[i].0.as_str()) == Some(&1));
-    update_devices(&mut *tx, reports, &keys, &single).await?;
-    for i in repeated {
-        update_devices(&mut *tx, reports, &keys, &[i]).await?;
+        let inv = &report.inventory;
+        update_device.execute(&[
+            device.as_str().into(),
+            received_at.as_str().into(),
+            sent_at.as_str().into(),
+            inv.device.hostname.as_str().into(),
+            inv.device.os.as_str().into(),
+            inv.device.os_version.as_str().into(),
+            inv.device.model.as_deref().into(),
+            inv.device.serial.as_deref().into(),
+            report.agent_version.as_str().into(),
+            inv.user.is_some().into(),
+            inv.user.as_ref().map(|u| u.login.as_str()).into(),
+            inv.user.as_ref().and_then(|u| u.email.as_deref()).into(),
+            report.policy_etag.as_deref().into(),
+        ])?;
     }
     Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_checkpoint_task_copies_the_wal_into_the_database_file_and_ends_with_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Only the task checkpoints here.
+            .pragma("wal_autocheckpoint", "0");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v TEXT NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for _ in 0..64 {
+            sqlx::query("INSERT INTO t (v) VALUES (?)")
+                .bind("x".repeat(4000))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let size = || std::fs::metadata(&path).unwrap().len();
+        assert!(size() < 64 * 4000, "the rows are still only in the WAL");
+
+        let (wake, rx) = tokio::sync::mpsc::channel(1);
+        let task = tokio::spawn(checkpoint_wal(pool.clone(), rx));
+        wake.send(()).await.unwrap();
+        drop(wake);
+        // Dropping the last sender (the store) ends the task after its checkpoint.
+        task.await.unwrap();
+        assert!(size() >= 64 * 4000, "checkpointed: {} bytes", size());
+    }
 }

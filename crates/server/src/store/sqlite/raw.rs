@@ -1,0 +1,393 @@
+//! Statements run straight on a SQLite connection's C handle, for the one hot path that
+//! needs it: report ingest. Through sqlx every statement is a message to the connection's
+//! worker thread and back, and a statement with a new SQL text is parsed again; here a
+//! batch prepares each statement once and then only binds, steps and resets it, on the
+//! calling thread, while sqlx's worker is held off by the connection's lock.
+//!
+//! The API is safe: a [`Conn`] borrows sqlx's locked handle, so it cannot outlive the lock
+//! nor the connection, and a [`Stmt`] borrows its `Conn`. Parameters are bound without a
+//! copy and cleared before [`Stmt::execute`] returns, so no borrowed text stays bound.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_int, CStr};
+use std::marker::PhantomData;
+use std::ptr::{self, NonNull};
+
+use libsqlite3_sys as ffi;
+use sqlx::sqlite::LockedSqliteHandle;
+
+/// An error SQLite reported, with its extended result code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SQLite error {code}: {message}")]
+pub struct RawError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl RawError {
+    /// `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended code): worth retrying later.
+    pub fn is_busy(&self) -> bool {
+        matches!(self.code & 0xff, ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED)
+    }
+}
+
+impl sqlx::error::DatabaseError for RawError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(self.code.to_string().into())
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use sqlx::error::ErrorKind;
+        match self.code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                ErrorKind::UniqueViolation
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => ErrorKind::ForeignKeyViolation,
+            ffi::SQLITE_CONSTRAINT_NOTNULL => ErrorKind::NotNullViolation,
+            ffi::SQLITE_CONSTRAINT_CHECK => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// A value to bind to one `?` of a statement.
+#[derive(Debug, Clone, Copy)]
+pub enum Param<'a> {
+    Text(&'a str),
+    Int(i64),
+    Null,
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(s: &'a str) -> Self {
+        Param::Text(s)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Param<'a> {
+    fn from(s: Option<&'a str>) -> Self {
+        s.map_or(Param::Null, Param::Text)
+    }
+}
+
+impl From<bool> for Param<'_> {
+    fn from(b: bool) -> Self {
+        Param::Int(i64::from(b))
+    }
+}
+
+/// A connection's handle, borrowed from sqlx while its lock is held.
+pub struct Conn<'a> {
+    db: NonNull<ffi::sqlite3>,
+    _lock: PhantomData<&'a mut ()>,
+}
+
+impl<'a> Conn<'a> {
+    pub fn new(handle: &'a mut LockedSqliteHandle<'_>) -> Conn<'a> {
+        Conn {
+            db: handle.as_raw_handle(),
+            _lock: PhantomData,
+        }
+    }
+
+    fn error(&self, code: c_int) -> RawError {
+        // SAFETY: `db` is an open connection for as long as `self` borrows the lock;
+        // `sqlite3_errmsg` returns a NUL-terminated string owned by the connection, valid
+        // until the next call on it, and copied here before any.
+        let message = unsafe {
+            let text = ffi::sqlite3_errmsg(self.db.as_ptr());
+            if text.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(text).to_string_lossy().into_owned()
+            }
+        };
+        // SAFETY: as above; reads the connection's last error code.
+        let extended = unsafe { ffi::sqlite3_extended_errcode(self.db.as_ptr()) };
+        // The extended code belongs to the last failing call, which is the one that
+        // returned `code`, unless that one only returned a primary code.
+        let code = if extended & 0xff == code & 0xff {
+            extended
+        } else {
+            code
+        };
+        RawError { code, message }
+    }
+
+    /// Compiles `sql` (one statement) for repeated use.
+    pub fn prepare(&self, sql: &str) -> Result<Stmt<'_>, RawError> {
+        let len = c_int::try_from(sql.len()).map_err(|_| RawError {
+            code: ffi::SQLITE_TOOBIG,
+            message: "statement text too long".into(),
+        })?;
+        let mut stmt = ptr::null_mut();
+        // SAFETY: `db` is open (see `error`); `sql` is valid for `len` bytes and need not
+        // be NUL-terminated when its length is given; `stmt` is a valid out-pointer.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                self.db.as_ptr(),
+                sql.as_ptr().cast(),
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT,
+                &mut stmt,
+                ptr::null_mut(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.error(rc));
+        }
+        match NonNull::new(stmt) {
+            Some(stmt) => Ok(Stmt { stmt, conn: self }),
+            None => Err(RawError {
+                code: ffi::SQLITE_MISUSE,
+                message: "no statement in the SQL text".into(),
+            }),
+        }
+    }
+
+    /// Runs `sql` (statements without parameters or rows, such as `BEGIN`).
+    pub fn exec(&self, sql: &str) -> Result<(), RawError> {
+        self.prepare(sql)?.execute(&[]).map(|_| ())
+    }
+
+    /// Whether a transaction is open on the connection.
+    pub fn in_transaction(&self) -> bool {
+        // SAFETY: `db` is open (see `error`); this only reads a flag.
+        unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) == 0 }
+    }
+}
+
+/// A prepared statement; finalized when dropped.
+pub struct Stmt<'c> {
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    conn: &'c Conn<'c>,
+}
+
+impl Stmt<'_> {
+    /// Binds `params` to `?1…?n`, runs the statement to its end (rows it returns are
+    /// skipped) and returns how many rows it inserted, updated or deleted.
+    pub fn execute(&mut self, params: &[Param<'_>]) -> Result<u64, RawError> {
+        let result = self.bind_and_step(params);
+        // SAFETY: `stmt` is a live statement of this connection. Reset makes it runnable
+        // again, and clearing drops the borrowed texts bound without a copy, so none
+        // outlives this call. Their result codes repeat the step's, handled above.
+        unsafe {
+            ffi::sqlite3_reset(self.stmt.as_ptr());
+            ffi::sqlite3_clear_bindings(self.stmt.as_ptr());
+        }
+        result
+    }
+
+    fn bind_and_step(&mut self, params: &[Param<'_>]) -> Result<u64, RawError> {
+        let db = self.conn.db.as_ptr();
+        let stmt = self.stmt.as_ptr();
+        // SAFETY: `stmt` is a live statement of this connection; reads its parameter count.
+        let expected = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
+        if usize::try_from(expected).ok() != Some(params.len()) {
+            return Err(RawError {
+                code: ffi::SQLITE_RANGE,
+                message: format!("{} parameters for {expected} placeholders", params.len()),
+            });
+        }
+        for (n, param) in params.iter().enumerate() {
+            // At most `expected`, a c_int, so this cannot overflow.
+            let index = c_int::try_from(n + 1).unwrap_or(c_int::MAX);
+            let rc = match *param {
+                Param::Text(text) => {
+                    let len = c_int::try_from(text.len()).map_err(|_| RawError {
+                        code: ffi::SQLITE_TOOBIG,
+                        message: "parameter text too long".into(),
+                    })?;
+                    // SAFETY: `text` is valid UTF-8 for `len` bytes and outlives the
+                    // binding: SQLITE_STATIC means no copy, and `execute` clears the
+                    // bindings before it returns.
+                    unsafe {
+                        ffi::sqlite3_bind_text(
+                            stmt,
+                            index,
+                            text.as_ptr().cast(),
+                            len,
+                            ffi::SQLITE_STATIC(),
+                        )
+                    }
+                }
+                // SAFETY: `stmt` is live and `index` within its parameter count.
+                Param::Int(v) => unsafe { ffi::sqlite3_bind_int64(stmt, index, v) },
+                // SAFETY: as above.
+                Param::Null => unsafe { ffi::sqlite3_bind_null(stmt, index) },
+            };
+            if rc != ffi::SQLITE_OK {
+                return Err(self.conn.error(rc));
+            }
+        }
+        loop {
+            // SAFETY: `stmt` is live with every parameter bound; stepping runs it on this
+            // thread, which holds the connection's lock.
+            match unsafe { ffi::sqlite3_step(stmt) } {
+                ffi::SQLITE_ROW => continue,
+                ffi::SQLITE_DONE => break,
+                rc => return Err(self.conn.error(rc)),
+            }
+        }
+        // SAFETY: `db` is open; reads the row count of the statement that just finished.
+        let changes = unsafe { ffi::sqlite3_changes64(db) };
+        Ok(u64::try_from(changes).unwrap_or(0))
+    }
+}
+
+impl Drop for Stmt<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `stmt` came from `sqlite3_prepare_v3` on this connection, which is still
+        // open (borrowed), and is finalized exactly once, here.
+        unsafe {
+            ffi::sqlite3_finalize(self.stmt.as_ptr());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    async fn memory() -> sqlx::SqliteConnection {
+        sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn binds_steps_and_counts_changes() {
+        let mut conn = memory().await;
+        let mut handle = conn.lock_handle().await.unwrap();
+        let raw = Conn::new(&mut handle);
+        raw.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT, n INTEGER)")
+            .unwrap();
+        let mut insert = raw
+            .prepare("INSERT INTO t (k, v, n) VALUES (?1, ?2, ?3) ON CONFLICT (k) DO NOTHING")
+            .unwrap();
+        // A text with a NUL inside and one that is dropped right after the call: both are
+        // bound by length and cleared before `execute` returns.
+        let owned = String::from("a\0b");
+        assert_eq!(
+            insert
+                .execute(&["x".into(), owned.as_str().into(), Param::Int(7)])
+                .unwrap(),
+            1
+        );
+        drop(owned);
+        assert_eq!(
+            insert
+                .execute(&["x".into(), Param::Null, Param::Int(8)])
+                .unwrap(),
+            0,
+            "a conflict inserts nothing"
+        );
+        assert_eq!(
+            insert
+                .execute(&["y".into(), None::<&str>.into(), true.into()])
+                .unwrap(),
+            1
+        );
+        let mut update = raw.prepare("UPDATE t SET n = n + 1").unwrap();
+        assert_eq!(update.execute(&[]).unwrap(), 2);
+        drop((insert, update));
+        drop(handle);
+
+        let rows: Vec<(String, Option<String>, i64)> =
+            sqlx::query_as("SELECT k, v, n FROM t ORDER BY k")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            vec![("x".into(), Some("a\0b".into()), 8), ("y".into(), None, 2)]
+        );
+    }
+
+    #[tokio::test]
+    async fn reports_errors_with_their_extended_codes() {
+        let mut conn = memory().await;
+        let mut handle = conn.lock_handle().await.unwrap();
+        let raw = Conn::new(&mut handle);
+        raw.exec("CREATE TABLE t (k TEXT PRIMARY KEY NOT NULL)")
+            .unwrap();
+        let e = raw.prepare("INSERT INTO nowhere VALUES (1)").err().unwrap();
+        assert_eq!(e.code, ffi::SQLITE_ERROR);
+        assert!(e.message.contains("nowhere"), "{e}");
+
+        let mut insert = raw.prepare("INSERT INTO t (k) VALUES (?)").unwrap();
+        insert.execute(&["a".into()]).unwrap();
+        let e = insert.execute(&["a".into()]).unwrap_err();
+        assert_eq!(e.code, ffi::SQLITE_CONSTRAINT_PRIMARYKEY);
+        assert_eq!(
+            sqlx::error::DatabaseError::kind(&e),
+            sqlx::error::ErrorKind::UniqueViolation
+        );
+        assert!(!e.is_busy());
+        let e = insert.execute(&[]).unwrap_err();
+        assert_eq!(e.code, ffi::SQLITE_RANGE, "a missing parameter is refused");
+        // The statement is usable again after an error.
+        assert_eq!(insert.execute(&["b".into()]).unwrap(), 1);
+        assert!(raw.prepare("   ").is_err(), "no statement");
+    }
+
+    #[tokio::test]
+    async fn transactions_are_seen_and_sqlx_can_use_the_connection_afterwards() {
+        let mut conn = memory().await;
+        {
+            let mut handle = conn.lock_handle().await.unwrap();
+            let raw = Conn::new(&mut handle);
+            raw.exec("CREATE TABLE t (k INTEGER)").unwrap();
+            assert!(!raw.in_transaction());
+            raw.exec("BEGIN IMMEDIATE").unwrap();
+            assert!(raw.in_transaction());
+            raw.prepare("INSERT INTO t VALUES (?)")
+                .unwrap()
+                .execute(&[Param::Int(1)])
+                .unwrap();
+            raw.exec("ROLLBACK").unwrap();
+            assert!(!raw.in_transaction());
+            raw.exec("BEGIN IMMEDIATE").unwrap();
+            raw.prepare("INSERT INTO t VALUES (?)")
+                .unwrap()
+                .execute(&[Param::Int(2)])
+                .unwrap();
+            raw.exec("COMMIT").unwrap();
+        }
+        let n: Vec<i64> = sqlx::query_scalar("SELECT k FROM t")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, vec![2]);
+    }
+
+    #[test]
+    fn busy_and_locked_codes_are_retryable() {
+        let e = |code| RawError {
+            code,
+            message: String::new(),
+        };
+        assert!(e(ffi::SQLITE_BUSY).is_busy());
+        assert!(e(ffi::SQLITE_BUSY_SNAPSHOT).is_busy());
+        assert!(e(ffi::SQLITE_LOCKED).is_busy());
+        assert!(!e(ffi::SQLITE_CONSTRAINT_FOREIGNKEY).is_busy());
+    }
+}
