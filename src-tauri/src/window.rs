@@ -25,6 +25,10 @@ pub const MAIN: &str = "main";
 /// The global the window finds the agent state in at its first paint (see `ui/src/api.ts`).
 const INITIAL_STATE: &str = "__TANDEM_INITIAL_STATE__";
 
+/// The global the window finds the operating system in: the stylesheet picks fonts by it
+/// (see `ui/src/style.css`).
+const OS: &str = "__TANDEM_OS__";
+
 /// The global the window finds the shell's language in (see `ui/src/i18n.ts`).
 const LANGUAGE: &str = "__TANDEM_LANG__";
 
@@ -181,7 +185,8 @@ pub fn open_at(app: &AppHandle, page: Page) -> tauri::Result<()> {
         WebviewUrl::App(format!("index.html#{route}").into()),
     )
     .initialization_script(format!(
-        "window.{INITIAL_STATE} = {state}; window.{LANGUAGE} = {language};"
+        "window.{INITIAL_STATE} = {state}; window.{LANGUAGE} = {language}; window.{OS} = {os:?};",
+        os = std::env::consts::OS
     ))
     .title("Tandem")
     .inner_size(720.0, 680.0)

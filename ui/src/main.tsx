@@ -8,7 +8,16 @@ import { App } from "./App";
 import "./style.css";
 import { applyTheme, initialTheme } from "./theme";
 
+declare global {
+  interface Window {
+    /** The shell's operating system (`std::env::consts::OS`), set by src-tauri/src/window.rs. */
+    __TANDEM_OS__?: string;
+  }
+}
+
 const scriptStart = performance.now();
+// Before anything is laid out: the stylesheet picks fonts per platform (see style.css).
+document.documentElement.dataset.os = window.__TANDEM_OS__ ?? "";
 // When WebKit's first rendering update after the bundle started began, whatever it painted.
 let firstUpdate: number | null = null;
 requestAnimationFrame(() => {
