@@ -254,8 +254,9 @@ fn identity_from_row(row: &PgRow) -> Result<IdentityFact, StoreError> {
     })
 }
 
-/// An OpenID Connect sign-in's account row (`a.*` of `console_admins`).
-fn oidc_admin_from_row(
+/// A console account as sign-in needs it (password or OpenID Connect), from a
+/// `console_admins` row.
+fn admin_auth_from_row(
     row: &sqlx::postgres::PgRow,
 ) -> Result<console::ConsoleAdminAuth, StoreError> {
     let role: String = row.try_get("role")?;
@@ -1515,23 +1516,7 @@ impl Store for PostgresStore {
         .bind(username)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            let role: String = row.try_get("role")?;
-            Ok(console::ConsoleAdminAuth {
-                id: row.try_get("id")?,
-                username: row.try_get("username")?,
-                role: Role::parse(&role)
-                    .ok_or_else(|| StoreError::Corrupt(format!("console admin role `{role}`")))?,
-                password_hash: row.try_get("password_hash")?,
-                totp_secret: row.try_get("totp_secret")?,
-                totp_last_step: row.try_get("totp_last_step")?,
-                locked_until: row.try_get("locked_until")?,
-                disabled: row
-                    .try_get::<Option<DateTime<Utc>>, _>("disabled_at")?
-                    .is_some(),
-            })
-        })
-        .transpose()
+        row.as_ref().map(admin_auth_from_row).transpose()
     }
 
     async fn console_login_failed(
@@ -1723,7 +1708,7 @@ impl Store for PostgresStore {
         .bind(subject)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(oidc_admin_from_row).transpose()
+        row.as_ref().map(admin_auth_from_row).transpose()
     }
 
     async fn console_admins_by_email(
@@ -1740,7 +1725,7 @@ impl Store for PostgresStore {
         .bind(email.to_ascii_lowercase())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(oidc_admin_from_row).collect()
+        rows.iter().map(admin_auth_from_row).collect()
     }
 
     async fn console_oidc_sign_in(

@@ -308,8 +308,9 @@ fn identity_from_row(row: &SqliteRow) -> Result<IdentityFact, StoreError> {
     })
 }
 
-/// An OpenID Connect sign-in's account row (`a.*` of `console_admins`).
-fn oidc_admin_from_row(
+/// A console account as sign-in needs it (password or OpenID Connect), from a
+/// `console_admins` row.
+fn admin_auth_from_row(
     row: &sqlx::sqlite::SqliteRow,
 ) -> Result<console::ConsoleAdminAuth, StoreError> {
     let role: String = row.try_get("role")?;
@@ -1588,21 +1589,7 @@ impl Store for SqliteStore {
         .bind(username)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            let role: String = row.try_get("role")?;
-            Ok(console::ConsoleAdminAuth {
-                id: parse_uuid(&row.try_get::<String, _>("id")?)?,
-                username: row.try_get("username")?,
-                role: Role::parse(&role)
-                    .ok_or_else(|| StoreError::Corrupt(format!("console admin role `{role}`")))?,
-                password_hash: row.try_get("password_hash")?,
-                totp_secret: row.try_get("totp_secret")?,
-                totp_last_step: row.try_get("totp_last_step")?,
-                locked_until: parse_opt_ts(row.try_get("locked_until")?)?,
-                disabled: row.try_get::<Option<String>, _>("disabled_at")?.is_some(),
-            })
-        })
-        .transpose()
+        row.as_ref().map(admin_auth_from_row).transpose()
     }
 
     async fn console_login_failed(
@@ -1794,7 +1781,7 @@ impl Store for SqliteStore {
         .bind(subject)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(oidc_admin_from_row).transpose()
+        row.as_ref().map(admin_auth_from_row).transpose()
     }
 
     async fn console_admins_by_email(
@@ -1811,7 +1798,7 @@ impl Store for SqliteStore {
         .bind(email.to_ascii_lowercase())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(oidc_admin_from_row).collect()
+        rows.iter().map(admin_auth_from_row).collect()
     }
 
     async fn console_oidc_sign_in(
