@@ -173,9 +173,12 @@ impl Session {
 
     /// Distinct colours in the window: a painted page has many, a blank one a handful.
     fn colours_in(&self, window: &str) -> Option<u64> {
+        // `import` can hang on a window destroyed while it grabs; coreutils' timeout bounds it.
         let out = self
-            .command("import")
-            .args(["-silent", "-window", window, "-format", "%k", "info:-"])
+            .command("timeout")
+            .args([
+                "10", "import", "-silent", "-window", window, "-format", "%k", "info:-",
+            ])
             .output()
             .ok()?;
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
@@ -352,7 +355,58 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if minutes > 0 {
         idle(&mut session, &bin, &app_env, &dir, minutes)?;
     }
+    if args.iter().any(|a| a == "--window-process-ab") {
+        return window_process_ab(&mut session, &bin, &app_env, &dir, opens);
+    }
     windows(&mut session, &bin, &app_env, &dir, opens)
+}
+
+/// `--window-process-ab`: the floor's window in the app's own process against the same
+/// window hosted by a child process that exits on close (the bare app's
+/// `TANDEM_BENCH_WINDOW_PROCESS`), `opens` rounds of each, alternating so both see the same
+/// load. What the child costs in time to first paint and saves in memory after close.
+fn window_process_ab(
+    session: &mut Session,
+    bin: &Path,
+    app_env: &dyn Fn(&mut Command),
+    dir: &Path,
+    opens: u64,
+) -> anyhow::Result<()> {
+    println!(
+        "bench desktop window process A/B: {opens} round(s) each, load average at start {}",
+        load_average()
+    );
+    let child_env = |cmd: &mut Command| {
+        app_env(cmd);
+        cmd.env("TANDEM_BENCH_WINDOW_PROCESS", "1");
+    };
+    let mut runs = [Vec::new(), Vec::new()];
+    for _ in 0..opens {
+        println!("  in the app's process:");
+        runs[0].push(floor_windows(session, bin, app_env, dir, 1)?);
+        println!("  in a child process:");
+        runs[1].push(floor_windows(session, bin, &child_env, dir, 1)?);
+    }
+    for (name, floors) in ["in the app's process", "in a child process"]
+        .iter()
+        .zip(runs)
+    {
+        let all = |f: fn(&Floor) -> &Vec<f64>| -> Vec<f64> {
+            floors.iter().flat_map(|x| f(x).iter().copied()).collect()
+        };
+        println!("  window {name}, {opens} round(s):");
+        println!(
+            "    cold (app restarted): on screen {}; after destruction {}",
+            median_ms(all(|f| &f.cold)),
+            median_ms(all(|f| &f.again))
+        );
+        println!(
+            "    app memory after the window is destroyed, over idle: {}",
+            median_of(all(|f| &f.over_idle), "kB")
+        );
+    }
+    println!("  load average now {}", load_average());
+    Ok(())
 }
 
 /// Starts `tandem-desktop` (logging the window's steps) and waits until it is the running

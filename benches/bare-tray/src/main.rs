@@ -21,6 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if window::hand_over()? {
         return Ok(());
     }
+    #[cfg(unix)]
+    if std::env::args().any(|a| a == window::HOST_FLAG) {
+        return window::host();
+    }
     let app = tauri::Builder::default()
         .setup(|app| {
             let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
@@ -62,6 +66,15 @@ mod window {
     use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
 
     const LABEL: &str = "main";
+
+    /// With this environment variable set, the running app hosts the window in a child
+    /// process of its own (the same binary with `HOST_FLAG`) that exits when the window is
+    /// closed: the variant BENCHMARKS.md weighs against a window in the app's process.
+    const WINDOW_PROCESS_ENV: &str = "TANDEM_BENCH_WINDOW_PROCESS";
+    pub const HOST_FLAG: &str = "--window-host";
+
+    /// The window's host process, in the `WINDOW_PROCESS_ENV` variant.
+    static HOST: Mutex<Option<std::process::Child>> = Mutex::new(None);
 
     /// When the window being opened was asked for, for the timing lines.
     static ASKED: Mutex<Option<Instant>> = Mutex::new(None);
@@ -134,8 +147,40 @@ mod window {
         Ok(())
     }
 
+    /// The window's host process: no tray, the window made at once; it exits when the app
+    /// closes its stdin (the app's `--close`).
+    pub fn host() -> Result<(), Box<dyn std::error::Error>> {
+        tauri::Builder::default()
+            .setup(|app| {
+                let handle = app.handle().clone();
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+                    handle.exit(0);
+                });
+                Ok(open(app.handle())?)
+            })
+            .run(tauri::generate_context!())?;
+        Ok(())
+    }
+
     fn open(app: &AppHandle) -> tauri::Result<()> {
         eprintln!("bare window asked at {:.6}", now_of_day());
+        if std::env::var_os(WINDOW_PROCESS_ENV).is_some()
+            && !std::env::args().any(|a| a == HOST_FLAG)
+        {
+            let mut host = HOST
+                .lock()
+                .map_err(|_| tauri::Error::FailedToReceiveMessage)?;
+            if host.is_none() {
+                *host = Some(
+                    std::process::Command::new(std::env::current_exe()?)
+                        .arg(HOST_FLAG)
+                        .stdin(std::process::Stdio::piped())
+                        .spawn()?,
+                );
+            }
+            return Ok(());
+        }
         if let Some(window) = app.get_webview_window(LABEL) {
             window.show()?;
             return window.set_focus();
@@ -171,6 +216,12 @@ mod window {
     }
 
     fn close(app: &AppHandle) -> tauri::Result<()> {
+        if let Some(mut host) = HOST.lock().ok().and_then(|mut h| h.take()) {
+            drop(host.stdin.take());
+            host.wait()?;
+            eprintln!("bare window destroyed");
+            return Ok(());
+        }
         if let Some(window) = app.get_webview_window(LABEL) {
             window.destroy()?;
             eprintln!("bare window destroyed");
