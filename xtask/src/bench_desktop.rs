@@ -22,6 +22,10 @@
 //!    settings) and `--close` destroys it; its cold time to first paint and the memory it
 //!    keeps after the close are printed next to the app's, as ratios.
 //!
+//! `--window-process-ab` runs only the floor, alternating its window in the app's process
+//! with the same window hosted by a child process that exits on close: what moving
+//! Tandem's window out of its process would cost in time to first paint and save in memory.
+//!
 //! A child of `bench.rs` (it shares that module's helpers); release builds.
 
 use std::collections::BTreeSet;
