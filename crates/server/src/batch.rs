@@ -38,6 +38,8 @@ pub struct QueuedReport {
     pub received_at: DateTime<Utc>,
     /// `report.results` as JSON, serialized by the handler so the writer need not.
     pub result_texts: Vec<String>,
+    /// `raw` as the store keeps it, packed by the handler for the same reason.
+    pub raw_packed: Option<Vec<u8>>,
 }
 
 type Reply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
@@ -108,6 +110,7 @@ async fn write_reports(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(QueuedRepo
                 raw: &r.raw,
                 received_at: r.received_at,
                 result_texts: Some(&r.result_texts),
+                raw_packed: r.raw_packed.as_deref(),
             })
             .collect();
         match store.ingest_reports(&news).await {

@@ -11,6 +11,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tandem_server::config::{default_data_dir, sqlite_url_in, DEFAULT_LISTEN};
 use tandem_server::{App, Config, EnrollSecretOptions, PutPolicyOutcome, Role};
 
+/// Report ingest allocates hundreds of small strings per report (the parsed JSON); glibc's
+/// allocator spent about a fifth of the server's CPU on them (BENCHMARKS.md, issue 4).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tandem-server",

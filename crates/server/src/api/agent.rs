@@ -105,6 +105,7 @@ pub async fn report(
         .iter()
         .map(to_json_text)
         .collect::<Result<Vec<_>, _>>()?;
+    let raw_packed = state.store.pack_report_body(&body.raw);
     let outcome = state
         .writers
         .ingest(QueuedReport {
@@ -113,6 +114,7 @@ pub async fn report(
             raw: body.raw,
             received_at: now,
             result_texts,
+            raw_packed,
         })
         .await
         .map_err(|e| match e {

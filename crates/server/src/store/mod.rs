@@ -197,6 +197,9 @@ pub struct NewReport<'a> {
     /// the request handlers run in parallel, while a batch is written by one task. `None`:
     /// the store serializes them.
     pub result_texts: Option<&'a [String]>,
+    /// `raw` as [`Store::pack_report_body`] packed it, when the caller did so already (for
+    /// the same reason). `None`: the store packs it, if it packs bodies at all.
+    pub raw_packed: Option<&'a [u8]>,
 }
 
 impl NewReport<'_> {
@@ -540,6 +543,13 @@ pub trait Store: Send + Sync + 'static {
     async fn device_by_token(&self, hash: &SecretHash) -> Result<Option<AuthedDevice>, StoreError>;
 
     async fn ingest_report(&self, report: NewReport<'_>) -> Result<IngestOutcome, StoreError>;
+
+    /// A raw report body in the form this store keeps it, for [`NewReport::raw_packed`];
+    /// `None` for a store that keeps bodies as they are. Only this store reads what it
+    /// returns, and every reader gets the body back byte for byte.
+    fn pack_report_body(&self, _raw: &str) -> Option<Vec<u8>> {
+        None
+    }
 
     /// Stores several reports in one transaction, their outcomes in order. If it fails,
     /// nothing of the batch is stored. The default stores them one by one.

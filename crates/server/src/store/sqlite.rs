@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,7 @@ use super::{
 use crate::hub::PolicyHub;
 use crate::keys::policy_etag;
 
+mod body;
 mod raw;
 
 #[derive(Debug, Clone)]
@@ -51,8 +53,8 @@ pub struct SqliteStore {
     /// connections read every B-tree page they touch again; one connection that does
     /// nearly all the writing keeps its cache.
     ingest: SqlitePool,
-    /// Wakes the task that checkpoints the WAL after ingest commits (none in memory).
-    checkpoints: Option<tokio::sync::mpsc::Sender<()>>,
+    /// The task that checkpoints the WAL after ingest commits (none in memory).
+    checkpoints: Option<Checkpoints>,
     change_poll_interval: Duration,
     /// Device tokens already looked up; see `token_cache`.
     tokens: Arc<TokenCache>,
@@ -104,8 +106,9 @@ impl SqliteStore {
         };
         let checkpoints = (!in_memory).then(|| {
             let (wake, rx) = tokio::sync::mpsc::channel(1);
-            tokio::spawn(checkpoint_wal(pool.clone(), rx));
-            wake
+            let done = Arc::new(AtomicBool::new(false));
+            tokio::spawn(checkpoint_wal(pool.clone(), rx, Arc::clone(&done)));
+            Checkpoints { wake, done }
         });
         Ok(SqliteStore {
             pool,
@@ -742,6 +745,10 @@ impl Store for SqliteStore {
         Ok(deleted)
     }
 
+    fn pack_report_body(&self, raw: &str) -> Option<Vec<u8>> {
+        body::pack(raw)
+    }
+
     async fn ingest_report(&self, new: NewReport<'_>) -> Result<IngestOutcome, StoreError> {
         let outcomes = self.ingest_reports(&[new]).await?;
         Ok(outcomes.first().copied().unwrap_or(IngestOutcome::Replayed))
@@ -758,6 +765,23 @@ impl Store for SqliteStore {
             conn: self.ingest.acquire().await?,
             done: false,
         };
+        if let Some(checkpoints) = &self.checkpoints {
+            if checkpoints.done.swap(false, Ordering::AcqRel) {
+                // The task just copied the WAL into the database up to where it stood when
+                // it began; what is left is the few commits made meanwhile. Copying those
+                // too, here between two batches, leaves the WAL wholly copied when the next
+                // transaction begins, and so its first commit starts the WAL over from its
+                // beginning. Without it the WAL only ever grows until the autocheckpoint
+                // below makes this connection copy everything since the task's last pass
+                // at once, a stall of tens of milliseconds mid-stream (issue 4's p99).
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&mut *writer.conn)
+                    .await
+                {
+                    tracing::debug!(error = %e, "catch-up WAL checkpoint failed");
+                }
+            }
+        }
         // Waiting for the write lock (up to the busy timeout) happens on sqlx's worker thread,
         // not on this one: a runtime thread blocked here could be the one that has to run
         // the task whose transaction holds the lock.
@@ -776,9 +800,9 @@ impl Store for SqliteStore {
         if !writer.done {
             return Err(result.err().unwrap_or(StoreError::Busy));
         }
-        if let (Ok(_), Some(wake)) = (&result, &self.checkpoints) {
+        if let (Ok(_), Some(checkpoints)) = (&result, &self.checkpoints) {
             // Full: a checkpoint is already due.
-            let _ = wake.try_send(());
+            let _ = checkpoints.wake.try_send(());
         }
         result
     }
@@ -1064,12 +1088,15 @@ impl Store for SqliteStore {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-        let last_report: Option<String> = sqlx::query_scalar(
-            "SELECT body FROM reports WHERE device_id = ? ORDER BY id DESC LIMIT 1",
-        )
+        let last_report = sqlx::query(&format!(
+            "SELECT {} FROM reports WHERE device_id = ? ORDER BY id DESC LIMIT 1",
+            body::SELECT_BODY
+        ))
         .bind(&id)
         .fetch_optional(&mut *tx)
-        .await?;
+        .await?
+        .map(|row| body::unpack(row.try_get("body_packed")?, row.try_get("body_text")?))
+        .transpose()?;
         tx.commit().await?;
         Ok(Some(DeviceDetail {
             summary: device_from_row(&row, results)?,
@@ -2195,9 +2222,10 @@ impl Store for SqliteStore {
         device: Uuid,
         limit: u32,
     ) -> Result<Vec<console::StoredReportBody>, StoreError> {
-        sqlx::query(
-            "SELECT received_at, body FROM reports WHERE device_id = ? ORDER BY id DESC LIMIT ?",
-        )
+        sqlx::query(&format!(
+            "SELECT received_at, {} FROM reports WHERE device_id = ? ORDER BY id DESC LIMIT ?",
+            body::SELECT_BODY
+        ))
         .bind(device.to_string())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -2206,7 +2234,7 @@ impl Store for SqliteStore {
         .map(|row| {
             Ok(console::StoredReportBody {
                 received_at: parse_ts(&row.try_get::<String, _>("received_at")?)?,
-                body: row.try_get("body")?,
+                body: body::unpack(row.try_get("body_packed")?, row.try_get("body_text")?)?,
             })
         })
         .collect()
@@ -2715,22 +2743,47 @@ impl Drop for CloseUnlessDone {
     }
 }
 
+/// The WAL checkpoint task's two ends, as the store holds them.
+#[derive(Debug, Clone)]
+struct Checkpoints {
+    /// Wakes the task after an ingest commit.
+    wake: tokio::sync::mpsc::Sender<()>,
+    /// Set by the task after each checkpoint, taken by the ingest writer: see
+    /// `ingest_reports`.
+    done: Arc<AtomicBool>,
+}
+
 /// WAL pages after which the ingest connection checkpoints itself (SQLite's default is
-/// 1,000): the checkpoint task usually got there first.
+/// 1,000): a backstop only, as the writer's catch-up after each pass of the checkpoint task
+/// starts the WAL over long before.
 const INGEST_AUTOCHECKPOINT: u32 = 10_000;
 /// The checkpoint task's pace at most: every checkpoint ends in two fsyncs.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Copies committed WAL pages into the database file after ingest commits, on a connection
 /// of the shared pool, at most every [`CHECKPOINT_EVERY`]. A passive checkpoint takes no
-/// lock that writers or readers wait for. Ends when the store is dropped.
-async fn checkpoint_wal(pool: SqlitePool, mut wake: tokio::sync::mpsc::Receiver<()>) {
+/// lock that writers or readers wait for. Each pass that ran sets `done`, for the writer's
+/// catch-up (see `ingest_reports`). Ends when the store is dropped.
+async fn checkpoint_wal(
+    pool: SqlitePool,
+    mut wake: tokio::sync::mpsc::Receiver<()>,
+    done: Arc<AtomicBool>,
+) {
     while wake.recv().await.is_some() {
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::debug!(error = %e, "WAL checkpoint failed; the writer's own checkpoint remains");
+        // The first pass copies what piled up since the last; the second, right after, what
+        // was committed during the first, so that the writer's catch-up has little left.
+        let mut copied = true;
+        for _ in 0..2 {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                copied = false;
+                tracing::debug!(error = %e, "WAL checkpoint failed; the writer's own checkpoint remains");
+            }
+        }
+        if copied {
+            done.store(true, Ordering::Release);
         }
         tokio::time::sleep(CHECKPOINT_EVERY).await;
     }
@@ -2761,6 +2814,15 @@ INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, 
 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
 ON CONFLICT (device_id, report_id) DO NOTHING";
 
+/// The common case of a check's newest result, tried first: the check was seen before with
+/// the same status, by an observation no newer than this one. The status is not among the
+/// columns set, so SQLite leaves `latest_results_check_status` alone; setting it, even to
+/// the value it had, deletes and reinserts the row's entry in that index, a random page of
+/// it for each of the report's 11 results. No row changed: [`UPSERT_LATEST_RESULT`] decides.
+const REFRESH_LATEST_RESULT: &str = "
+UPDATE latest_results SET observed_at = ?4, result = ?5, report_id = ?6
+WHERE device_id = ?1 AND check_id = ?2 AND status = ?3 AND observed_at <= ?4";
+
 /// An outbox may deliver an old report after a newer one: the guard keeps the newest
 /// observation of each check, whatever order the reports arrive in.
 const UPSERT_LATEST_RESULT: &str = "
@@ -2775,28 +2837,36 @@ const INSERT_EVENT: &str = "
 INSERT INTO events (device_id, report_id, kind, at, check_id, detail)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
+/// The device's hostname from one of its reports (?1 id, ?2 hostname, ?3 sent_at), when it
+/// changed and the report is at least as new as the inventory held: run before
+/// [`UPDATE_DEVICE`], which moves `inventory_at` on. Apart because `devices_hostname` is
+/// rewritten whenever a statement sets the column, changed or not, and hostnames seldom
+/// change.
+const UPDATE_DEVICE_HOSTNAME: &str = "
+UPDATE devices SET hostname = ?2
+WHERE id = ?1 AND hostname <> ?2 AND (inventory_at IS NULL OR inventory_at <= ?3)";
+
 /// The device row after one of its reports (?1 id, ?2 received_at, ?3 sent_at): the last
 /// report time moves forward only, and only a report at least as new as the inventory held
 /// (by its send time) replaces it. SQLite evaluates every `SET` against the row as it was,
-/// so each `CASE` sees the old `inventory_at`. A report without a user (?10 false) leaves
+/// so each `CASE` sees the old `inventory_at`. A report without a user (?9 false) leaves
 /// the enrolled user as it was.
 const UPDATE_DEVICE: &str = "
 UPDATE devices SET
     last_report_at = CASE WHEN last_report_at IS NULL OR last_report_at < ?2
         THEN ?2 ELSE last_report_at END,
-    hostname = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?4 ELSE hostname END,
-    os = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?5 ELSE os END,
-    os_version = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?6 ELSE os_version END,
-    model = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?7 ELSE model END,
-    serial = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?8 ELSE serial END,
+    os = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?4 ELSE os END,
+    os_version = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?5 ELSE os_version END,
+    model = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?6 ELSE model END,
+    serial = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?7 ELSE serial END,
     agent_version = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3
-        THEN ?9 ELSE agent_version END,
-    user_login = CASE WHEN (inventory_at IS NULL OR inventory_at <= ?3) AND ?10
-        THEN ?11 ELSE user_login END,
-    user_email = CASE WHEN (inventory_at IS NULL OR inventory_at <= ?3) AND ?10
-        THEN ?12 ELSE user_email END,
+        THEN ?8 ELSE agent_version END,
+    user_login = CASE WHEN (inventory_at IS NULL OR inventory_at <= ?3) AND ?9
+        THEN ?10 ELSE user_login END,
+    user_email = CASE WHEN (inventory_at IS NULL OR inventory_at <= ?3) AND ?9
+        THEN ?11 ELSE user_email END,
     applied_policy_etag = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3
-        THEN ?13 ELSE applied_policy_etag END,
+        THEN ?12 ELSE applied_policy_etag END,
     inventory_at = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3
         THEN ?3 ELSE inventory_at END
 WHERE id = ?1";
@@ -2829,6 +2899,8 @@ fn ingest_in_transaction(
     let mut insert_report = conn.prepare(INSERT_REPORT)?;
     let mut upsert_result = conn.prepare(UPSERT_LATEST_RESULT)?;
     let mut insert_event = conn.prepare(INSERT_EVENT)?;
+    let mut refresh_result = conn.prepare(REFRESH_LATEST_RESULT)?;
+    let mut update_hostname = conn.prepare(UPDATE_DEVICE_HOSTNAME)?;
     let mut update_device = conn.prepare(UPDATE_DEVICE)?;
     let mut outcomes = Vec::with_capacity(reports.len());
     for new in reports {
@@ -2837,13 +2909,21 @@ fn ingest_in_transaction(
         let report = new.report;
         let received_at = ts(new.received_at);
         let sent_at = ts(report.sent_at);
+        // Packed by the handler, else here; a body that cannot be packed is kept as text.
+        let packed = match new.raw_packed {
+            Some(p) => Some(std::borrow::Cow::Borrowed(p)),
+            None => body::pack(new.raw).map(std::borrow::Cow::Owned),
+        };
+        let body = packed
+            .as_deref()
+            .map_or(raw::Param::Text(new.raw), raw::Param::Blob);
         let inserted = insert_report.execute(&[
             device.as_str().into(),
             report_id.as_str().into(),
             received_at.as_str().into(),
             sent_at.as_str().into(),
             report.agent_version.as_str().into(),
-            new.raw.into(),
+            body,
         ])?;
         if inserted == 0 {
             outcomes.push(IngestOutcome::Replayed);
@@ -2852,14 +2932,18 @@ fn ingest_in_transaction(
         outcomes.push(IngestOutcome::Stored);
         for (n, result) in report.results.iter().enumerate() {
             let text = new.result_text(n)?;
-            upsert_result.execute(&[
+            let observed_at = ts(result.observed_at);
+            let row = [
                 device.as_str().into(),
                 result.id.as_str().into(),
                 result.status.as_str().into(),
-                ts(result.observed_at).as_str().into(),
+                observed_at.as_str().into(),
                 text.as_ref().into(),
                 report_id.as_str().into(),
-            ])?;
+            ];
+            if refresh_result.execute(&row)? == 0 {
+                upsert_result.execute(&row)?;
+            }
         }
         for event in &report.events {
             insert_event.execute(&[
@@ -2872,11 +2956,15 @@ fn ingest_in_transaction(
             ])?;
         }
         let inv = &report.inventory;
+        update_hostname.execute(&[
+            device.as_str().into(),
+            inv.device.hostname.as_str().into(),
+            sent_at.as_str().into(),
+        ])?;
         update_device.execute(&[
             device.as_str().into(),
             received_at.as_str().into(),
             sent_at.as_str().into(),
-            inv.device.hostname.as_str().into(),
             inv.device.os.as_str().into(),
             inv.device.os_version.as_str().into(),
             inv.device.model.as_deref().into(),
@@ -2925,11 +3013,16 @@ mod tests {
         assert!(size() < 64 * 4000, "the rows are still only in the WAL");
 
         let (wake, rx) = tokio::sync::mpsc::channel(1);
-        let task = tokio::spawn(checkpoint_wal(pool.clone(), rx));
+        let done = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(checkpoint_wal(pool.clone(), rx, Arc::clone(&done)));
         wake.send(()).await.unwrap();
         drop(wake);
         // Dropping the last sender (the store) ends the task after its checkpoint.
         task.await.unwrap();
         assert!(size() >= 64 * 4000, "checkpointed: {} bytes", size());
+        assert!(
+            done.load(Ordering::Acquire),
+            "the writer is told to catch up"
+        );
     }
 }

@@ -151,8 +151,30 @@ async fn the_raw_report_is_kept_verbatim(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let stored: Vec<String> = t.db.column("SELECT body FROM reports").await;
-    assert_eq!(stored, [text]);
+    // Byte for byte through every reader: the admin API's last report and the console's
+    // history (SQLite keeps the body compressed, PostgreSQL as text).
+    let viewer = t.api_token(Role::Viewer).await;
+    let path = format!("/api/v1/admin/devices/{}", device.device_id);
+    let detail: Value = t.get_admin(&viewer, &path).await.json().await.unwrap();
+    assert_eq!(detail["last_report"], json!(text));
+    let bodies = t
+        .app()
+        .store()
+        .device_report_bodies(device.device_id, 10)
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = bodies.iter().map(|b| b.body.as_str()).collect();
+    assert_eq!(bodies, [text.as_str()]);
+    if matches!(backend, Backend::Sqlite) {
+        let kinds: Vec<String> = t.db.column("SELECT typeof(body) FROM reports").await;
+        assert_eq!(kinds, ["blob"]);
+        let sizes: Vec<i64> = t.db.column("SELECT length(body) FROM reports").await;
+        assert!(
+            sizes[0] < text.len() as i64 / 2,
+            "{sizes:?} of {}",
+            text.len()
+        );
+    }
 }
 
 async fn unknown_tokens_are_told_to_enrol_again(backend: Backend) {

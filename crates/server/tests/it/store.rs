@@ -93,6 +93,7 @@ async fn prune_contract(store: Arc<dyn Store>) {
                     raw: &raw,
                     received_at,
                     result_texts: None,
+                    raw_packed: None,
                 })
                 .await
                 .unwrap()
@@ -246,6 +247,7 @@ async fn contract(store: Arc<dyn Store>) {
         raw: &raw,
         received_at: now,
         result_texts: None,
+        raw_packed: None,
     };
     assert_eq!(
         store.ingest_report(new_report).await.unwrap(),
@@ -649,6 +651,7 @@ async fn batch_contract(store: Arc<dyn Store>) {
                 raw,
                 received_at: *received_at,
                 result_texts: Some(texts),
+                raw_packed: None,
             },
         )
         .collect();
@@ -703,4 +706,192 @@ async fn batch_contract(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(other_detail.summary.device.hostname, "host-desktop");
     assert_eq!(other_detail.reports.len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_keeps_the_newest_result_and_body_through_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let store = store::open(&url, &options()).await.unwrap();
+    let device = refresh_contract(Arc::clone(&store)).await;
+
+    // A body stored as text, as every body was before they were compressed, still reads.
+    let old = "{ \"written\": \"as text, before compression\" }";
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "UPDATE reports SET body = ? WHERE id = (SELECT MAX(id) FROM reports WHERE device_id = ?)",
+    )
+    .bind(old)
+    .bind(device.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT typeof(body) FROM reports WHERE device_id = ? ORDER BY id")
+            .bind(device.to_string())
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kinds.last().map(String::as_str), Some("text"));
+    assert!(
+        kinds[..kinds.len() - 1].iter().all(|k| k == "blob"),
+        "{kinds:?}"
+    );
+    pool.close().await;
+    let detail = store.device_detail(device, 10).await.unwrap().unwrap();
+    assert_eq!(detail.last_report.as_deref(), Some(old));
+    let bodies = store.device_report_bodies(device, 10).await.unwrap();
+    assert_eq!(bodies[0].body, old);
+    assert!(bodies[1].body.contains("\"report_id\""));
+}
+
+#[tokio::test]
+async fn postgres_keeps_the_newest_result_and_body_through_every_path() {
+    let db = PgDatabase::create().await;
+    refresh_contract(store::open(&db.url, &options()).await.unwrap()).await;
+}
+
+/// Reports one at a time whose results keep or change their status, some delivered late:
+/// the newest observation of each check wins, the status filter (and its index) follows
+/// it, the hostname follows the newest inventory, and every body reads back byte for byte,
+/// whether the caller packed it or the store did. Returns the device.
+async fn refresh_contract(store: Arc<dyn Store>) -> Uuid {
+    use tandem_proto::{CheckId, Status};
+
+    let now = Utc::now();
+    let secret = hash_secret("refresh");
+    store
+        .create_enroll_secret(&NewEnrollSecret {
+            id: Uuid::now_v7(),
+            hash: secret,
+            group: DEFAULT_GROUP.into(),
+            created_at: now,
+            expires_at: None,
+            max_uses: None,
+            created_by: "test".into(),
+        })
+        .await
+        .unwrap();
+    let device = NewDevice {
+        candidate_id: Uuid::now_v7(),
+        token_hash: hash_secret("refresh-device"),
+        device: DeviceInfo {
+            machine_id: "refresh".into(),
+            hostname: "refresh".into(),
+            ..Default::default()
+        },
+        user: UserInfo {
+            login: "ada".into(),
+            email: None,
+        },
+        now,
+    };
+    store.enroll(&secret, &device).await.unwrap();
+    let id = device.candidate_id;
+
+    // (minutes after `now` observed and sent, os_updates status, summary, hostname)
+    let steps = [
+        (0, Status::Fail, "first", "host-a"),
+        (10, Status::Fail, "same status, newer", "host-a"),
+        (20, Status::Pass, "fixed", "host-b"),
+        (15, Status::Pass, "late, same status", "host-late"),
+        (5, Status::Fail, "late, other status", "host-late"),
+        (20, Status::Pass, "same instant again", "host-b"),
+    ];
+    let mut raws = Vec::new();
+    for (n, (minutes, status, summary, hostname)) in steps.into_iter().enumerate() {
+        let at = now + chrono::Duration::minutes(minutes);
+        let mut report = sample_report("refresh");
+        report.sent_at = at;
+        report.inventory.device.hostname = hostname.into();
+        for r in &mut report.results {
+            r.observed_at = at;
+            r.summary = summary.into();
+            if r.id == CheckId::OsUpdates {
+                r.status = status;
+            }
+        }
+        // Odd spacing that a re-serialization would lose.
+        let raw = format!("{}\n ", serde_json::to_string_pretty(&report).unwrap());
+        // Every other body packed by the caller, as the report handler does.
+        let packed = (n % 2 == 0).then(|| store.pack_report_body(&raw)).flatten();
+        let outcome = store
+            .ingest_report(NewReport {
+                device_id: id,
+                report: &report,
+                raw: &raw,
+                received_at: now + chrono::Duration::seconds(n as i64),
+                result_texts: None,
+                raw_packed: packed.as_deref(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(outcome, IngestOutcome::Stored);
+        raws.push(raw);
+    }
+
+    let detail = store.device_detail(id, 10).await.unwrap().unwrap();
+    let device = &detail.summary.device;
+    assert_eq!(device.hostname, "host-b", "the newest inventory's hostname");
+    let os = device
+        .results
+        .iter()
+        .find(|r| r.id == CheckId::OsUpdates)
+        .unwrap();
+    assert_eq!(
+        (os.status, os.summary.as_str()),
+        (Status::Pass, "same instant again"),
+        "an observation as new as the one held replaces it; late ones do not"
+    );
+    let firewall = device
+        .results
+        .iter()
+        .find(|r| r.id == CheckId::Firewall)
+        .unwrap();
+    assert_eq!(firewall.summary, "same instant again");
+    let with = |status| DeviceFilter {
+        check: Some(CheckId::OsUpdates),
+        status: Some(status),
+        limit: 10,
+        ..DeviceFilter::default()
+    };
+    assert_eq!(
+        store.list_devices(&with(Status::Fail)).await.unwrap().total,
+        0
+    );
+    assert_eq!(
+        store.list_devices(&with(Status::Pass)).await.unwrap().total,
+        1
+    );
+    let search = |s: &str| DeviceFilter {
+        search: Some(s.into()),
+        limit: 10,
+        ..DeviceFilter::default()
+    };
+    assert_eq!(
+        store.list_devices(&search("host-b")).await.unwrap().total,
+        1
+    );
+    assert_eq!(
+        store.list_devices(&search("host-a")).await.unwrap().total,
+        0
+    );
+    assert_eq!(
+        store
+            .list_devices(&search("host-late"))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+
+    assert_eq!(
+        detail.last_report.as_deref(),
+        raws.last().map(String::as_str)
+    );
+    let bodies = store.device_report_bodies(id, 10).await.unwrap();
+    let bodies: Vec<&str> = bodies.iter().map(|b| b.body.as_str()).collect();
+    let expected: Vec<&str> = raws.iter().rev().map(String::as_str).collect();
+    assert_eq!(bodies, expected, "every body verbatim, newest first");
+    id
 }

@@ -70,6 +70,7 @@ impl sqlx::error::DatabaseError for RawError {
 #[derive(Debug, Clone, Copy)]
 pub enum Param<'a> {
     Text(&'a str),
+    Blob(&'a [u8]),
     Int(i64),
     Null,
 }
@@ -83,6 +84,12 @@ impl<'a> From<&'a str> for Param<'a> {
 impl<'a> From<Option<&'a str>> for Param<'a> {
     fn from(s: Option<&'a str>) -> Self {
         s.map_or(Param::Null, Param::Text)
+    }
+}
+
+impl<'a> From<&'a [u8]> for Param<'a> {
+    fn from(b: &'a [u8]) -> Self {
+        Param::Blob(b)
     }
 }
 
@@ -227,6 +234,23 @@ impl Stmt<'_> {
                         )
                     }
                 }
+                Param::Blob(bytes) => {
+                    let len = c_int::try_from(bytes.len()).map_err(|_| RawError {
+                        code: ffi::SQLITE_TOOBIG,
+                        message: "parameter blob too long".into(),
+                    })?;
+                    // SAFETY: `bytes` is valid for `len` bytes and outlives the binding,
+                    // as for a text above.
+                    unsafe {
+                        ffi::sqlite3_bind_blob(
+                            stmt,
+                            index,
+                            bytes.as_ptr().cast(),
+                            len,
+                            ffi::SQLITE_STATIC(),
+                        )
+                    }
+                }
                 // SAFETY: `stmt` is live and `index` within its parameter count.
                 Param::Int(v) => unsafe { ffi::sqlite3_bind_int64(stmt, index, v) },
                 // SAFETY: as above.
@@ -306,13 +330,29 @@ mod tests {
                 .unwrap(),
             1
         );
-        let mut update = raw.prepare("UPDATE t SET n = n + 1").unwrap();
+        let bytes = vec![0u8, 0xff, 7];
+        assert_eq!(
+            insert
+                .execute(&["z".into(), bytes.as_slice().into(), Param::Int(1)])
+                .unwrap(),
+            1,
+            "a blob, NUL bytes and all"
+        );
+        drop(bytes);
+        let mut update = raw
+            .prepare("UPDATE t SET n = n + 1 WHERE k <> 'z'")
+            .unwrap();
         assert_eq!(update.execute(&[]).unwrap(), 2);
         drop((insert, update));
         drop(handle);
 
+        let blob: (String, Vec<u8>) = sqlx::query_as("SELECT typeof(v), v FROM t WHERE k = 'z'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(blob, ("blob".into(), vec![0u8, 0xff, 7]));
         let rows: Vec<(String, Option<String>, i64)> =
-            sqlx::query_as("SELECT k, v, n FROM t ORDER BY k")
+            sqlx::query_as("SELECT k, v, n FROM t WHERE k <> 'z' ORDER BY k")
                 .fetch_all(&mut conn)
                 .await
                 .unwrap();
