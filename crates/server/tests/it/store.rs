@@ -11,8 +11,8 @@ use tandem_server::hub::PolicyHub;
 use tandem_server::keys::hash_secret;
 use tandem_server::store::{
     self, action, AuditQuery, ChangeBy, DeviceFilter, EnrollOutcome, IngestOutcome, NewApiToken,
-    NewDevice, NewEnrollSecret, NewPolicy, NewReport, PutPolicyOutcome, Role, Store, StoreError,
-    StoreOptions, DEFAULT_GROUP,
+    NewDevice, NewEnrollSecret, NewPolicy, NewReport, PutPolicyOutcome, Role, SecretHash, Store,
+    StoreError, StoreOptions, DEFAULT_GROUP,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -24,6 +24,47 @@ fn options() -> StoreOptions {
     StoreOptions {
         change_poll_interval: Duration::from_millis(20),
         max_connections: 4,
+    }
+}
+
+/// An enrolment secret into the default group, created in `store`; answers its hash, which
+/// is what `Store::enroll` takes.
+async fn default_group_secret(
+    store: &dyn Store,
+    name: &str,
+    now: chrono::DateTime<Utc>,
+) -> SecretHash {
+    let hash = hash_secret(name);
+    store
+        .create_enroll_secret(&NewEnrollSecret {
+            id: Uuid::now_v7(),
+            hash,
+            group: DEFAULT_GROUP.into(),
+            created_at: now,
+            expires_at: None,
+            max_uses: None,
+            created_by: "test".into(),
+        })
+        .await
+        .unwrap();
+    hash
+}
+
+/// A device of user `ada` enrolling as `machine` (also its hostname) with `token`.
+fn new_device(machine: &str, token: &str, now: chrono::DateTime<Utc>) -> NewDevice {
+    NewDevice {
+        candidate_id: Uuid::now_v7(),
+        token_hash: hash_secret(token),
+        device: DeviceInfo {
+            machine_id: machine.into(),
+            hostname: machine.into(),
+            ..Default::default()
+        },
+        user: UserInfo {
+            login: "ada".into(),
+            email: None,
+        },
+        now,
     }
 }
 
@@ -49,35 +90,9 @@ async fn postgres_prunes_old_reports() {
 async fn prune_contract(store: Arc<dyn Store>) {
     let now = Utc::now();
     let days = |n: i64| now - chrono::Duration::days(n);
-    let secret = hash_secret("prune");
-    store
-        .create_enroll_secret(&NewEnrollSecret {
-            id: Uuid::now_v7(),
-            hash: secret,
-            group: DEFAULT_GROUP.into(),
-            created_at: now,
-            expires_at: None,
-            max_uses: None,
-            created_by: "test".into(),
-        })
-        .await
-        .unwrap();
-    let enroll = |machine: &str, token: &str| NewDevice {
-        candidate_id: Uuid::now_v7(),
-        token_hash: hash_secret(token),
-        device: DeviceInfo {
-            machine_id: machine.into(),
-            hostname: machine.into(),
-            ..Default::default()
-        },
-        user: UserInfo {
-            login: "ada".into(),
-            email: None,
-        },
-        now,
-    };
-    let busy = enroll("busy", "t-busy");
-    let quiet = enroll("quiet", "t-quiet");
+    let secret = default_group_secret(store.as_ref(), "prune", now).await;
+    let busy = new_device("busy", "t-busy", now);
+    let quiet = new_device("quiet", "t-quiet", now);
     for d in [&busy, &quiet] {
         store.enroll(&secret, d).await.unwrap();
     }
@@ -572,34 +587,11 @@ async fn postgres_batches_like_one_by_one() {
 /// newest inventory win, and the last report time is the latest receipt.
 async fn batch_contract(store: Arc<dyn Store>) {
     let now = Utc::now();
-    let secret = hash_secret("batch");
-    store
-        .create_enroll_secret(&NewEnrollSecret {
-            id: Uuid::now_v7(),
-            hash: secret,
-            group: DEFAULT_GROUP.into(),
-            created_at: now,
-            expires_at: None,
-            max_uses: None,
-            created_by: "test".into(),
-        })
-        .await
-        .unwrap();
-    let enroll = |machine: &str| NewDevice {
-        candidate_id: Uuid::now_v7(),
-        token_hash: hash_secret(machine),
-        device: DeviceInfo {
-            machine_id: machine.into(),
-            hostname: machine.into(),
-            ..Default::default()
-        },
-        user: UserInfo {
-            login: "ada".into(),
-            email: None,
-        },
-        now,
-    };
-    let (laptop, desktop) = (enroll("laptop"), enroll("desktop"));
+    let secret = default_group_secret(store.as_ref(), "batch", now).await;
+    let (laptop, desktop) = (
+        new_device("laptop", "laptop", now),
+        new_device("desktop", "desktop", now),
+    );
     for d in [&laptop, &desktop] {
         store.enroll(&secret, d).await.unwrap();
     }
@@ -759,33 +751,8 @@ async fn refresh_contract(store: Arc<dyn Store>) -> Uuid {
     use tandem_proto::{CheckId, Status};
 
     let now = Utc::now();
-    let secret = hash_secret("refresh");
-    store
-        .create_enroll_secret(&NewEnrollSecret {
-            id: Uuid::now_v7(),
-            hash: secret,
-            group: DEFAULT_GROUP.into(),
-            created_at: now,
-            expires_at: None,
-            max_uses: None,
-            created_by: "test".into(),
-        })
-        .await
-        .unwrap();
-    let device = NewDevice {
-        candidate_id: Uuid::now_v7(),
-        token_hash: hash_secret("refresh-device"),
-        device: DeviceInfo {
-            machine_id: "refresh".into(),
-            hostname: "refresh".into(),
-            ..Default::default()
-        },
-        user: UserInfo {
-            login: "ada".into(),
-            email: None,
-        },
-        now,
-    };
+    let secret = default_group_secret(store.as_ref(), "refresh", now).await;
+    let device = new_device("refresh", "refresh-device", now);
     store.enroll(&secret, &device).await.unwrap();
     let id = device.candidate_id;
 
