@@ -165,9 +165,8 @@ mod window {
 
     fn open(app: &AppHandle) -> tauri::Result<()> {
         eprintln!("bare window asked at {:.6}", now_of_day());
-        if std::env::var_os(WINDOW_PROCESS_ENV).is_some()
-            && !std::env::args().any(|a| a == HOST_FLAG)
-        {
+        // The host itself runs without the variable (see below), so it makes the window.
+        if std::env::var_os(WINDOW_PROCESS_ENV).is_some() {
             let mut host = HOST
                 .lock()
                 .map_err(|_| tauri::Error::FailedToReceiveMessage)?;
@@ -175,6 +174,7 @@ mod window {
                 *host = Some(
                     std::process::Command::new(std::env::current_exe()?)
                         .arg(HOST_FLAG)
+                        .env_remove(WINDOW_PROCESS_ENV)
                         .stdin(std::process::Stdio::piped())
                         .spawn()?,
                 );

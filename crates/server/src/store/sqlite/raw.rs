@@ -217,10 +217,7 @@ impl Stmt<'_> {
             let index = c_int::try_from(n + 1).unwrap_or(c_int::MAX);
             let rc = match *param {
                 Param::Text(text) => {
-                    let len = c_int::try_from(text.len()).map_err(|_| RawError {
-                        code: ffi::SQLITE_TOOBIG,
-                        message: "parameter text too long".into(),
-                    })?;
+                    let len = bound_len(text.len(), "text")?;
                     // SAFETY: `text` is valid UTF-8 for `len` bytes and outlives the
                     // binding: SQLITE_STATIC means no copy, and `execute` clears the
                     // bindings before it returns.
@@ -235,10 +232,7 @@ impl Stmt<'_> {
                     }
                 }
                 Param::Blob(bytes) => {
-                    let len = c_int::try_from(bytes.len()).map_err(|_| RawError {
-                        code: ffi::SQLITE_TOOBIG,
-                        message: "parameter blob too long".into(),
-                    })?;
+                    let len = bound_len(bytes.len(), "blob")?;
                     // SAFETY: `bytes` is valid for `len` bytes and outlives the binding,
                     // as for a text above.
                     unsafe {
@@ -283,6 +277,14 @@ impl Drop for Stmt<'_> {
             ffi::sqlite3_finalize(self.stmt.as_ptr());
         }
     }
+}
+
+/// A text's or blob's length as SQLite's bind calls take it; longer is SQLITE_TOOBIG.
+fn bound_len(len: usize, what: &str) -> Result<c_int, RawError> {
+    c_int::try_from(len).map_err(|_| RawError {
+        code: ffi::SQLITE_TOOBIG,
+        message: format!("parameter {what} too long"),
+    })
 }
 
 #[cfg(test)]
