@@ -47,12 +47,15 @@ mod raw;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// The one connection that writes report batches (the same pool as `pool` for an
-    /// in-memory database). SQLite drops a connection's whole page cache whenever another
+    /// The connection that writes policy deliveries, and report batches in memory (then the
+    /// same pool as `pool`). SQLite drops a connection's whole page cache whenever another
     /// connection committed since its last transaction, so batches spread over the pool's
-    /// connections read every B-tree page they touch again; one connection that does
-    /// nearly all the writing keeps its cache.
+    /// connections would read every B-tree page they touch again; the floods of writes go
+    /// to one connection each, which keeps its cache.
     ingest: SqlitePool,
+    /// The connection that writes report batches to a file database (none in memory): its
+    /// own, outside sqlx, see [`ReportWriter`].
+    writer: Option<Arc<ReportWriter>>,
     /// The task that checkpoints the WAL after ingest commits (none in memory).
     checkpoints: Option<Checkpoints>,
     change_poll_interval: Duration,
@@ -69,12 +72,11 @@ impl SqliteStore {
             // With WAL, NORMAL loses at most the last transactions on power loss, never
             // consistency; FULL would fsync on every report.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            // SQLite's default page cache is kept on purpose: a 32 MB cache per connection
-            // and a 256 MB read map were tried against ingest on a quiet machine
-            // (BENCHMARKS.md, session 4), and a 64 MB cache on the ingest connection alone
-            // in session 5; none made a difference beyond the noise. The ingest connection's
-            // checkpoint interval differs: see below.
+            .busy_timeout(BUSY_TIMEOUT)
+            // SQLite's default page cache is kept on purpose for these: a 32 MB cache per
+            // connection and a 256 MB read map were tried against ingest on a quiet machine
+            // (BENCHMARKS.md, session 4) and made no difference beyond the noise. The report
+            // writer's connection differs: see `open_report_writer`.
             .foreign_keys(true);
         // Each connection to `:memory:` is its own empty database, so an in-memory store
         // must live on exactly one connection that is never closed.
@@ -101,7 +103,9 @@ impl SqliteStore {
             // are mostly left to a task on another connection, so that the writer does not
             // wait on them between batches; its own automatic checkpoint stays as the
             // backstop that keeps the WAL from growing without bound.
-            let writer = connect.pragma("wal_autocheckpoint", INGEST_AUTOCHECKPOINT.to_string());
+            let writer = connect
+                .clone()
+                .pragma("wal_autocheckpoint", INGEST_AUTOCHECKPOINT.to_string());
             single().connect_with(writer).await?
         };
         let checkpoints = (!in_memory).then(|| {
@@ -110,9 +114,17 @@ impl SqliteStore {
             tokio::spawn(checkpoint_wal(pool.clone(), rx, Arc::clone(&done)));
             Checkpoints { wake, done }
         });
+        let writer = match connect.get_filename() {
+            _ if in_memory => None,
+            path => Some(Arc::new(ReportWriter {
+                conn: std::sync::Mutex::new(Some(open_report_writer(path)?)),
+                path: path.to_owned(),
+            })),
+        };
         Ok(SqliteStore {
             pool,
             ingest,
+            writer,
             change_poll_interval: options.change_poll_interval,
             tokens: Arc::new(TokenCache::default()),
             checkpoints,
@@ -761,45 +773,48 @@ impl Store for SqliteStore {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        let mut writer = CloseUnlessDone {
-            conn: self.ingest.acquire().await?,
-            done: false,
+        let Some(writer) = &self.writer else {
+            // In memory: the pool's one connection, which no other connection contends with
+            // for the write lock.
+            let mut writer = CloseUnlessDone {
+                conn: self.ingest.acquire().await?,
+                done: false,
+            };
+            let mut handle = writer.conn.lock_handle().await?;
+            let raw = raw::Conn::new(&mut handle);
+            let result = blocking(|| write_batch(&raw, false, reports));
+            writer.done = !raw.in_transaction();
+            return result.unwrap_or(Err(StoreError::Busy));
         };
-        if let Some(checkpoints) = &self.checkpoints {
-            if checkpoints.done.swap(false, Ordering::AcqRel) {
-                // The task just copied the WAL into the database up to where it stood when
-                // it began; what is left is the few commits made meanwhile. Copying those
-                // too, here between two batches, leaves the WAL wholly copied when the next
-                // transaction begins, and so its first commit starts the WAL over from its
-                // beginning. Without it the WAL only ever grows until the autocheckpoint
-                // below makes this connection copy everything since the task's last pass
-                // at once, a stall of tens of milliseconds mid-stream (issue 4's p99).
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&mut *writer.conn)
-                    .await
-                {
-                    tracing::debug!(error = %e, "catch-up WAL checkpoint failed");
-                }
+        // The task just copied the WAL into the database up to where it stood when it
+        // began; what is left is the few commits made meanwhile. Copying those too, here
+        // between two batches, leaves the WAL wholly copied when the next transaction
+        // begins, and so its first commit starts the WAL over from its beginning. Without it
+        // the WAL only ever grows until the autocheckpoint makes this connection copy
+        // everything since the task's last pass at once, a stall of tens of milliseconds
+        // mid-stream (issue 4's p99).
+        let mut catch_up = self
+            .checkpoints
+            .as_ref()
+            .is_some_and(|c| c.done.swap(false, Ordering::AcqRel));
+        // Another connection may hold the write lock (an admin's change, say). The writer
+        // waits for it here, asleep on the runtime, rather than in SQLite's busy handler on
+        // a runtime thread: that thread could be the one that has to run the task whose
+        // transaction holds the lock.
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        let result = loop {
+            let attempt = blocking(|| writer.write(catch_up, reports));
+            if let Some(result) = attempt {
+                break result;
             }
-        }
-        // Waiting for the write lock (up to the busy timeout) happens on sqlx's worker thread,
-        // not on this one: a runtime thread blocked here could be the one that has to run
-        // the task whose transaction holds the lock.
-        if let Err(e) = sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *writer.conn)
-            .await
-        {
-            // No transaction was opened.
-            writer.done = true;
-            return Err(e.into());
-        }
-        let mut handle = writer.conn.lock_handle().await?;
-        let raw = raw::Conn::new(&mut handle);
-        let result = blocking(|| ingest_batch(&raw, reports));
-        writer.done = !raw.in_transaction();
-        if !writer.done {
-            return Err(result.err().unwrap_or(StoreError::Busy));
-        }
+            catch_up = false;
+            if Instant::now() >= deadline {
+                return Err(StoreError::Busy);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        };
         if let (Ok(_), Some(checkpoints)) = (&result, &self.checkpoints) {
             // Full: a checkpoint is already due.
             let _ = checkpoints.wake.try_send(());
@@ -2753,8 +2768,18 @@ struct Checkpoints {
     done: Arc<AtomicBool>,
 }
 
-/// WAL pages after which the ingest connection checkpoints itself (SQLite's default is
-/// 1,000): a backstop only, as the writer's catch-up after each pass of the checkpoint task
+/// How long a statement waits for another connection's lock before it fails as busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The report writer's page cache: 64 MB at most, against SQLite's default of 2 MB. Each
+/// report touches about six pages at random (its device's results, rows and index entries),
+/// and a fleet's working set is tens of megabytes; with the batches written straight on the
+/// C handle, re-reading those pages from the OS was what the writer had left to trim:
+/// +9 % reports/s in closed-loop A/B pairs (BENCHMARKS.md, session 7).
+const INGEST_CACHE: &str = "PRAGMA cache_size = -65536";
+
+/// WAL pages after which the report writer's connection (and the ingest pool's)
+/// checkpoints itself (SQLite's default is 1,000): a backstop only, as the writer's catch-up after each pass of the checkpoint task
 /// starts the WAL over long before.
 const INGEST_AUTOCHECKPOINT: u32 = 10_000;
 /// The checkpoint task's pace at most: every checkpoint ends in two fsyncs.
@@ -2806,6 +2831,89 @@ impl From<raw::RawError> for StoreError {
         } else {
             StoreError::Database(sqlx::Error::Database(Box::new(e)))
         }
+    }
+}
+
+/// The connection report batches are written on, for a file database: one of its own,
+/// outside sqlx (see `raw::Owned`), so that a batch runs from `BEGIN` to `COMMIT` on the
+/// calling thread. Through sqlx, taking hold of the handle and beginning the transaction
+/// were two trips to the connection's worker thread per batch, and on two busy cores those
+/// trips took as long as writing the batch (BENCHMARKS.md, session 7).
+#[derive(Debug)]
+struct ReportWriter {
+    path: std::path::PathBuf,
+    /// `None` after a failure left the connection unusable: reopened by the next batch.
+    conn: std::sync::Mutex<Option<raw::Owned>>,
+}
+
+impl ReportWriter {
+    /// One attempt at writing `reports` in one transaction; `None` when another connection
+    /// holds the write lock this moment.
+    fn write(
+        &self,
+        catch_up: bool,
+        reports: &[NewReport<'_>],
+    ) -> Option<Result<Vec<IngestOutcome>, StoreError>> {
+        // A panic mid-batch (poisoning the lock) cannot leave a transaction open on the
+        // connection: the check below closes any such connection.
+        let mut slot = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot
+            .as_mut()
+            .is_some_and(|owned| raw::Conn::owned(owned).in_transaction())
+        {
+            *slot = None;
+        }
+        let owned = match slot.as_mut() {
+            Some(owned) => owned,
+            None => match open_report_writer(&self.path) {
+                Ok(owned) => slot.insert(owned),
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        let conn = raw::Conn::owned(owned);
+        let attempt = write_batch(&conn, catch_up, reports);
+        if conn.in_transaction() {
+            // Neither committed nor rolled back: start over on a new connection.
+            *slot = None;
+        }
+        attempt
+    }
+}
+
+/// The report writer's connection, set up as the pool's are, except for its automatic
+/// checkpoint: see [`INGEST_AUTOCHECKPOINT`].
+fn open_report_writer(path: &std::path::Path) -> Result<raw::Owned, StoreError> {
+    let mut owned = raw::Owned::open(path, BUSY_TIMEOUT)?;
+    let conn = raw::Conn::owned(&mut owned);
+    conn.exec("PRAGMA synchronous = NORMAL")?;
+    conn.exec("PRAGMA foreign_keys = ON")?;
+    conn.exec(INGEST_CACHE)?;
+    conn.exec(&format!(
+        "PRAGMA wal_autocheckpoint = {INGEST_AUTOCHECKPOINT}"
+    ))?;
+    Ok(owned)
+}
+
+/// One attempt at a batch on `conn`: the catch-up checkpoint if asked (see
+/// `ingest_reports`), then the batch in a write transaction; `None` when another connection
+/// holds the write lock this moment, so nothing was written.
+fn write_batch(
+    conn: &raw::Conn<'_>,
+    catch_up: bool,
+    reports: &[NewReport<'_>],
+) -> Option<Result<Vec<IngestOutcome>, StoreError>> {
+    if catch_up {
+        if let Err(e) = conn.exec_cached("PRAGMA wal_checkpoint(PASSIVE)") {
+            tracing::debug!(error = %e, "catch-up WAL checkpoint failed");
+        }
+    }
+    match conn.try_begin_immediate(BUSY_TIMEOUT) {
+        Ok(true) => Some(ingest_batch(conn, reports)),
+        Ok(false) => None,
+        Err(e) => Some(Err(e.into())),
     }
 }
 
@@ -2882,12 +2990,15 @@ fn ingest_batch(
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let written = ingest_in_transaction(conn, reports);
     let result = match written {
-        Ok(outcomes) => conn.exec("COMMIT").map(|()| outcomes).map_err(Into::into),
+        Ok(outcomes) => conn
+            .exec_cached("COMMIT")
+            .map(|()| outcomes)
+            .map_err(Into::into),
         Err(e) => Err(e),
     };
     // After an error, or a COMMIT that failed, the transaction is still open.
     if result.is_err() && conn.in_transaction() {
-        let _ = conn.exec("ROLLBACK");
+        let _ = conn.exec_cached("ROLLBACK");
     }
     result
 }
@@ -2896,12 +3007,12 @@ fn ingest_in_transaction(
     conn: &raw::Conn<'_>,
     reports: &[NewReport<'_>],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
-    let mut insert_report = conn.prepare(INSERT_REPORT)?;
-    let mut upsert_result = conn.prepare(UPSERT_LATEST_RESULT)?;
-    let mut insert_event = conn.prepare(INSERT_EVENT)?;
-    let mut refresh_result = conn.prepare(REFRESH_LATEST_RESULT)?;
-    let mut update_hostname = conn.prepare(UPDATE_DEVICE_HOSTNAME)?;
-    let mut update_device = conn.prepare(UPDATE_DEVICE)?;
+    let mut insert_report = conn.prepare_cached(INSERT_REPORT)?;
+    let mut upsert_result = conn.prepare_cached(UPSERT_LATEST_RESULT)?;
+    let mut insert_event = conn.prepare_cached(INSERT_EVENT)?;
+    let mut refresh_result = conn.prepare_cached(REFRESH_LATEST_RESULT)?;
+    let mut update_hostname = conn.prepare_cached(UPDATE_DEVICE_HOSTNAME)?;
+    let mut update_device = conn.prepare_cached(UPDATE_DEVICE)?;
     let mut outcomes = Vec::with_capacity(reports.len());
     for new in reports {
         let device = new.device_id.to_string();

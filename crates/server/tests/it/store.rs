@@ -576,6 +576,73 @@ async fn sqlite_batches_like_one_by_one() {
 }
 
 #[tokio::test]
+async fn sqlite_file_batches_like_one_by_one() {
+    // A file database has its own report writer connection (an in-memory one shares the
+    // pool's): the same outcomes through it.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("b.db").display());
+    batch_contract(store::open(&url, &options()).await.unwrap()).await;
+}
+
+/// While another connection holds SQLite's write lock, a report batch waits for it (without
+/// holding up the runtime) and is stored once it is free, next to the other connection's
+/// write.
+#[tokio::test]
+async fn sqlite_reports_wait_for_another_writer_and_then_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let store = store::open(&url, &options()).await.unwrap();
+    let now = Utc::now();
+    let secret = default_group_secret(store.as_ref(), "wait", now).await;
+    let laptop = new_device("laptop", "laptop", now);
+    store.enroll(&secret, &laptop).await.unwrap();
+
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let writing = {
+        let store = Arc::clone(&store);
+        let device_id = laptop.candidate_id;
+        tokio::spawn(async move {
+            let report = sample_report("laptop");
+            let raw = serde_json::to_string(&report).unwrap();
+            let new = NewReport {
+                device_id,
+                report: &report,
+                raw: &raw,
+                received_at: Utc::now(),
+                result_texts: None,
+                raw_packed: None,
+            };
+            store.ingest_reports(&[new]).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!writing.is_finished(), "the batch waits for the lock");
+    sqlx::query("UPDATE devices SET hostname = 'renamed-by-admin' WHERE id = ?")
+        .bind(laptop.candidate_id.to_string())
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    holder.commit().await.unwrap();
+    assert_eq!(
+        writing.await.unwrap().unwrap(),
+        [IngestOutcome::Stored],
+        "stored once the lock was free"
+    );
+    pool.close().await;
+    let detail = store
+        .device_detail(laptop.candidate_id, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.reports.len(), 1);
+    assert_eq!(
+        detail.summary.device.results.len(),
+        sample_report("x").results.len()
+    );
+}
+
+#[tokio::test]
 async fn postgres_batches_like_one_by_one() {
     let db = PgDatabase::create().await;
     batch_contract(store::open(&db.url, &options()).await.unwrap()).await;

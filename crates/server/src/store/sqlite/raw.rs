@@ -102,13 +102,29 @@ impl From<bool> for Param<'_> {
 /// A connection's handle, borrowed from sqlx while its lock is held.
 pub struct Conn<'a> {
     db: NonNull<ffi::sqlite3>,
+    /// Where [`Conn::prepare_cached`] keeps statements: an [`Owned`]'s.
+    cache: Option<&'a StmtCache>,
     _lock: PhantomData<&'a mut ()>,
 }
+
+/// Prepared statements kept between uses, by their SQL text. A statement is taken out while
+/// a [`Stmt`] uses it and put back when that is dropped, so no two uses share one.
+type StmtCache = std::cell::RefCell<Vec<(&'static str, NonNull<ffi::sqlite3_stmt>)>>;
 
 impl<'a> Conn<'a> {
     pub fn new(handle: &'a mut LockedSqliteHandle<'_>) -> Conn<'a> {
         Conn {
             db: handle.as_raw_handle(),
+            cache: None,
+            _lock: PhantomData,
+        }
+    }
+
+    /// The connection of an [`Owned`], for as long as it is borrowed.
+    pub fn owned(owned: &'a mut Owned) -> Conn<'a> {
+        Conn {
+            db: owned.db,
+            cache: Some(&owned.cache),
             _lock: PhantomData,
         }
     }
@@ -160,7 +176,11 @@ impl<'a> Conn<'a> {
             return Err(self.error(rc));
         }
         match NonNull::new(stmt) {
-            Some(stmt) => Ok(Stmt { stmt, conn: self }),
+            Some(stmt) => Ok(Stmt {
+                stmt,
+                conn: self,
+                cached: None,
+            }),
             None => Err(RawError {
                 code: ffi::SQLITE_MISUSE,
                 message: "no statement in the SQL text".into(),
@@ -168,9 +188,55 @@ impl<'a> Conn<'a> {
         }
     }
 
+    /// As [`Conn::prepare`], but on an [`Owned`] connection the statement is compiled once
+    /// and kept for the next use, until the connection closes.
+    pub fn prepare_cached(&self, sql: &'static str) -> Result<Stmt<'_>, RawError> {
+        let Some(cache) = self.cache else {
+            return self.prepare(sql);
+        };
+        let kept = {
+            let mut cache = cache.borrow_mut();
+            let at = cache.iter().position(|(text, _)| *text == sql);
+            at.map(|at| cache.swap_remove(at).1)
+        };
+        let mut stmt = match kept {
+            Some(stmt) => Stmt {
+                stmt,
+                conn: self,
+                cached: None,
+            },
+            None => self.prepare(sql)?,
+        };
+        stmt.cached = Some(sql);
+        Ok(stmt)
+    }
+
     /// Runs `sql` (statements without parameters or rows, such as `BEGIN`).
     pub fn exec(&self, sql: &str) -> Result<(), RawError> {
         self.prepare(sql)?.execute(&[]).map(|_| ())
+    }
+
+    /// Opens a write transaction (`BEGIN IMMEDIATE`) if the write lock is free this
+    /// moment: `Ok(false)` when another connection holds it. The connection's busy handler
+    /// is off for the attempt and set back to `busy_timeout` after, so that a thread never
+    /// sleeps here waiting for a lock whose holder may need that very thread to finish.
+    pub fn try_begin_immediate(&self, busy_timeout: std::time::Duration) -> Result<bool, RawError> {
+        let restore = c_int::try_from(busy_timeout.as_millis()).unwrap_or(c_int::MAX);
+        // SAFETY: `db` is open (see `error`); sets the connection's busy handler.
+        unsafe { ffi::sqlite3_busy_timeout(self.db.as_ptr(), 0) };
+        let began = self.exec_cached("BEGIN IMMEDIATE");
+        // SAFETY: as above.
+        unsafe { ffi::sqlite3_busy_timeout(self.db.as_ptr(), restore) };
+        match began {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_busy() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Conn::exec`] with the statement kept, as [`Conn::prepare_cached`].
+    pub fn exec_cached(&self, sql: &'static str) -> Result<(), RawError> {
+        self.prepare_cached(sql)?.execute(&[]).map(|_| ())
     }
 
     /// Whether a transaction is open on the connection.
@@ -180,10 +246,91 @@ impl<'a> Conn<'a> {
     }
 }
 
+/// A connection opened here, outside sqlx, for a writer that runs every statement on the
+/// calling thread: through sqlx each statement, and even taking hold of the handle, is a trip
+/// to the connection's worker thread and back. Closed when dropped.
+pub struct Owned {
+    db: NonNull<ffi::sqlite3>,
+    cache: StmtCache,
+}
+
+impl std::fmt::Debug for Owned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owned").finish_non_exhaustive()
+    }
+}
+
+// SAFETY: SQLite connections may be used from any thread, one at a time (the library is
+// built thread-safe, and `Owned` is only ever used through `&mut`, so by one thread).
+unsafe impl Send for Owned {}
+
+impl Owned {
+    /// Opens the existing database file at `path` for reading and writing; statements wait
+    /// up to `busy_timeout` for another connection's lock.
+    pub fn open(
+        path: &std::path::Path,
+        busy_timeout: std::time::Duration,
+    ) -> Result<Owned, RawError> {
+        let name = path
+            .to_str()
+            .and_then(|p| std::ffi::CString::new(p).ok())
+            .ok_or_else(|| RawError {
+                code: ffi::SQLITE_CANTOPEN,
+                message: format!("database path {} is not UTF-8 without NULs", path.display()),
+            })?;
+        let mut db = ptr::null_mut();
+        // SAFETY: `name` is NUL-terminated; `db` is a valid out-pointer. NOMUTEX: `Owned`
+        // is used by one thread at a time, as above.
+        let rc = unsafe {
+            ffi::sqlite3_open_v2(
+                name.as_ptr(),
+                &mut db,
+                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
+                ptr::null(),
+            )
+        };
+        // Even a failed open may allocate a handle, which holds the error and must be closed.
+        let owned = NonNull::new(db).map(|db| Owned {
+            db,
+            cache: StmtCache::default(),
+        });
+        match owned {
+            Some(owned) if rc == ffi::SQLITE_OK => {
+                let ms = c_int::try_from(busy_timeout.as_millis()).unwrap_or(c_int::MAX);
+                // SAFETY: `db` is open; sets its busy handler.
+                unsafe { ffi::sqlite3_busy_timeout(owned.db.as_ptr(), ms) };
+                Ok(owned)
+            }
+            Some(mut owned) => Err(Conn::owned(&mut owned).error(rc)),
+            None => Err(RawError {
+                code: rc,
+                message: "out of memory opening the database".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: the kept statements belong to this connection and are finalized exactly
+        // once, here (none is in use: a `Stmt` borrows the connection). Then `db`, from
+        // `sqlite3_open_v2`, is closed exactly once; every other statement borrowed it and
+        // so was finalized before, which is what `sqlite3_close` needs to succeed.
+        unsafe {
+            for (_, stmt) in self.cache.get_mut().drain(..) {
+                ffi::sqlite3_finalize(stmt.as_ptr());
+            }
+            ffi::sqlite3_close(self.db.as_ptr());
+        }
+    }
+}
+
 /// A prepared statement; finalized when dropped.
 pub struct Stmt<'c> {
     stmt: NonNull<ffi::sqlite3_stmt>,
     conn: &'c Conn<'c>,
+    /// The SQL text it is kept under, for a statement of [`Conn::prepare_cached`].
+    cached: Option<&'static str>,
 }
 
 impl Stmt<'_> {
@@ -271,6 +418,11 @@ impl Stmt<'_> {
 
 impl Drop for Stmt<'_> {
     fn drop(&mut self) {
+        if let (Some(sql), Some(cache)) = (self.cached, self.conn.cache) {
+            // Reset and cleared by every `execute`, so ready for the next use.
+            cache.borrow_mut().push((sql, self.stmt));
+            return;
+        }
         // SAFETY: `stmt` came from `sqlite3_prepare_v3` on this connection, which is still
         // open (borrowed), and is finalized exactly once, here.
         unsafe {
@@ -419,6 +571,91 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, vec![2]);
+    }
+
+    /// A database file with table `t`, made through sqlx, and a pool on it.
+    async fn file() -> (tempfile::TempDir, std::path::PathBuf, sqlx::SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::query("CREATE TABLE t (k INTEGER)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        (dir, path, pool)
+    }
+
+    #[tokio::test]
+    async fn an_owned_connection_keeps_its_statements_one_use_at_a_time() {
+        let (_dir, path, pool) = file().await;
+        let mut owned = Owned::open(&path, std::time::Duration::from_secs(5)).unwrap();
+        {
+            let conn = Conn::owned(&mut owned);
+            const INSERT: &str = "INSERT INTO t VALUES (?)";
+            let first = conn.prepare_cached(INSERT).unwrap();
+            let kept = first.stmt;
+            drop(first);
+            let mut again = conn.prepare_cached(INSERT).unwrap();
+            assert_eq!(again.stmt, kept, "compiled once, used again");
+            // While one use holds it, another gets a statement of its own.
+            let mut other = conn.prepare_cached(INSERT).unwrap();
+            assert_ne!(other.stmt, kept);
+            again.execute(&[Param::Int(1)]).unwrap();
+            other.execute(&[Param::Int(2)]).unwrap();
+            drop((again, other));
+            assert_eq!(conn.cache.map(|c| c.borrow().len()), Some(2));
+            conn.exec_cached("BEGIN IMMEDIATE").unwrap();
+            assert!(conn.in_transaction());
+            conn.exec_cached("COMMIT").unwrap();
+        }
+        // Closing finalizes the kept statements; the rows were committed for everyone.
+        drop(owned);
+        let n: Vec<i64> = sqlx::query_scalar("SELECT k FROM t ORDER BY k")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn beginning_a_write_does_not_wait_for_another_connections_lock() {
+        let (_dir, path, pool) = file().await;
+        let timeout = std::time::Duration::from_secs(30);
+        let mut owned = Owned::open(&path, timeout).unwrap();
+        let conn = Conn::owned(&mut owned);
+        let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let asked = std::time::Instant::now();
+        assert!(
+            !conn.try_begin_immediate(timeout).unwrap(),
+            "the lock is taken"
+        );
+        assert!(
+            asked.elapsed() < timeout / 2,
+            "answered without waiting out the busy timeout"
+        );
+        assert!(!conn.in_transaction());
+        sqlx::query("INSERT INTO t VALUES (7)")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        holder.commit().await.unwrap();
+        assert!(conn.try_begin_immediate(timeout).unwrap());
+        conn.prepare("INSERT INTO t VALUES (8)")
+            .unwrap()
+            .execute(&[])
+            .unwrap();
+        conn.exec("COMMIT").unwrap();
+    }
+
+    #[test]
+    fn an_owned_connection_opens_only_an_existing_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Owned::open(&dir.path().join("none.db"), std::time::Duration::ZERO).unwrap_err();
+        assert_eq!(e.code & 0xff, ffi::SQLITE_CANTOPEN, "{e}");
     }
 
     #[test]
