@@ -100,7 +100,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         },
     )?;
     let bin = target_dir().join("release");
-    let server_bin = bin.join("tandem-server");
+    // `--server-bin` runs another build of the server against the same simulator: A/B pairs
+    // of two builds, alternated, on a machine whose speed drifts (BENCHMARKS.md).
+    let server_bin = match flag(args, "--server-bin", String::new())? {
+        path if path.is_empty() => bin.join("tandem-server"),
+        path => std::path::PathBuf::from(path),
+    };
     let sim_bin = bin.join("tandem-fleet-sim");
     let dir = std::env::temp_dir().join(format!("tandem-bench-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

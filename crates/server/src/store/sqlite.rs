@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,9 +110,13 @@ impl SqliteStore {
         };
         let checkpoints = (!in_memory).then(|| {
             let (wake, rx) = tokio::sync::mpsc::channel(1);
-            let done = Arc::new(AtomicBool::new(false));
-            tokio::spawn(checkpoint_wal(pool.clone(), rx, Arc::clone(&done)));
-            Checkpoints { wake, done }
+            let passes = Arc::new(AtomicU32::new(0));
+            tokio::spawn(checkpoint_wal(pool.clone(), rx, Arc::clone(&passes)));
+            Checkpoints {
+                wake,
+                passes,
+                caught_up_at: Arc::new(AtomicU32::new(0)),
+            }
         });
         let writer = match connect.get_filename() {
             _ if in_memory => None,
@@ -786,17 +790,15 @@ impl Store for SqliteStore {
             writer.done = !raw.in_transaction();
             return result.unwrap_or(Err(StoreError::Busy));
         };
-        // The task just copied the WAL into the database up to where it stood when it
+        // The task copies the WAL into the database up to where it stood when each pass
         // began; what is left is the few commits made meanwhile. Copying those too, here
         // between two batches, leaves the WAL wholly copied when the next transaction
-        // begins, and so its first commit starts the WAL over from its beginning. Without it
-        // the WAL only ever grows until the autocheckpoint makes this connection copy
-        // everything since the task's last pass at once, a stall of tens of milliseconds
-        // mid-stream (issue 4's p99).
+        // begins, and so its first commit starts the WAL over from its beginning: see
+        // [`catch_up_due`] for when.
         let mut catch_up = self
             .checkpoints
             .as_ref()
-            .is_some_and(|c| c.done.swap(false, Ordering::AcqRel));
+            .is_some_and(Checkpoints::take_catch_up);
         // Another connection may hold the write lock (an admin's change, say). The writer
         // waits for it here, asleep on the runtime, rather than in SQLite's busy handler on
         // a runtime thread: that thread could be the one that has to run the task whose
@@ -2763,10 +2765,48 @@ impl Drop for CloseUnlessDone {
 struct Checkpoints {
     /// Wakes the task after an ingest commit.
     wake: tokio::sync::mpsc::Sender<()>,
-    /// Set by the task after each checkpoint, taken by the ingest writer: see
-    /// `ingest_reports`.
-    done: Arc<AtomicBool>,
+    /// Counted up by the task after each pass that copied the WAL.
+    passes: Arc<AtomicU32>,
+    /// `passes` when the report writer last caught up.
+    caught_up_at: Arc<AtomicU32>,
 }
+
+impl Checkpoints {
+    /// Whether the writer should catch up before its next batch, taking the passes counted
+    /// so far if so. Two writers racing here (the batch task and a report stored on its
+    /// own) at worst catch up once too often or once too late.
+    fn take_catch_up(&self) -> bool {
+        let passes = self.passes.load(Ordering::Acquire);
+        let pending = passes.wrapping_sub(self.caught_up_at.load(Ordering::Relaxed));
+        let due = catch_up_due(pending);
+        if due {
+            self.caught_up_at.store(passes, Ordering::Relaxed);
+        }
+        due
+    }
+}
+
+/// Whether the report writer catches up with the checkpoint task (copies the last few
+/// commits into the database itself, so that its next transaction starts the WAL over),
+/// `passes` passes of the task after it last did.
+///
+/// A catch-up ends in two fsyncs, 20 to 30 ms on this machine, and the batch and every
+/// report queued behind it wait for them. After every pass (one batch in six under load)
+/// that was the whole of ingest's p99, and the writer managed 5,800 reports/s of writing
+/// against 9,500 with a catch-up every ten passes, its statements and commits quicker too
+/// (BENCHMARKS.md, session 8). So the writer catches up every [`CATCH_UP_PASSES`] passes,
+/// about every 1.5 s under load, and the WAL grows meanwhile (to a few hundred MB at
+/// 5,000 reports/s; the task keeps copying it into the database). When reports are few,
+/// so are the task's passes, which it makes only after ingest commits, and the WAL stays
+/// small. The WAL file keeps the size a burst grew it to until the server stops: cutting
+/// it back whenever it started over (`journal_size_limit`) took the gain away again, as
+/// the next burst had to grow it anew.
+fn catch_up_due(passes: u32) -> bool {
+    passes >= CATCH_UP_PASSES
+}
+
+/// Passes of the checkpoint task between two catch-ups of the report writer.
+const CATCH_UP_PASSES: u32 = 10;
 
 /// How long a statement waits for another connection's lock before it fails as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -2779,20 +2819,21 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const INGEST_CACHE: &str = "PRAGMA cache_size = -65536";
 
 /// WAL pages after which the report writer's connection (and the ingest pool's)
-/// checkpoints itself (SQLite's default is 1,000): a backstop only, as the writer's catch-up after each pass of the checkpoint task
-/// starts the WAL over long before.
-const INGEST_AUTOCHECKPOINT: u32 = 10_000;
+/// checkpoints itself (SQLite's default is 1,000), 512 MB: a backstop only, as the
+/// writer's catch-up (see [`catch_up_due`]) starts the WAL over long before.
+const INGEST_AUTOCHECKPOINT: u32 = 131_072;
+
 /// The checkpoint task's pace at most: every checkpoint ends in two fsyncs.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Copies committed WAL pages into the database file after ingest commits, on a connection
 /// of the shared pool, at most every [`CHECKPOINT_EVERY`]. A passive checkpoint takes no
-/// lock that writers or readers wait for. Each pass that ran sets `done`, for the writer's
-/// catch-up (see `ingest_reports`). Ends when the store is dropped.
+/// lock that writers or readers wait for. Each pass that ran is counted in `passes`, for
+/// the writer's catch-up (see [`catch_up_due`]). Ends when the store is dropped.
 async fn checkpoint_wal(
     pool: SqlitePool,
     mut wake: tokio::sync::mpsc::Receiver<()>,
-    done: Arc<AtomicBool>,
+    passes: Arc<AtomicU32>,
 ) {
     while wake.recv().await.is_some() {
         // The first pass copies what piled up since the last; the second, right after, what
@@ -2808,7 +2849,7 @@ async fn checkpoint_wal(
             }
         }
         if copied {
-            done.store(true, Ordering::Release);
+            passes.fetch_add(1, Ordering::Release);
         }
         tokio::time::sleep(CHECKPOINT_EVERY).await;
     }
@@ -3124,16 +3165,50 @@ mod tests {
         assert!(size() < 64 * 4000, "the rows are still only in the WAL");
 
         let (wake, rx) = tokio::sync::mpsc::channel(1);
-        let done = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(checkpoint_wal(pool.clone(), rx, Arc::clone(&done)));
+        let passes = Arc::new(AtomicU32::new(0));
+        let task = tokio::spawn(checkpoint_wal(pool.clone(), rx, Arc::clone(&passes)));
         wake.send(()).await.unwrap();
         drop(wake);
         // Dropping the last sender (the store) ends the task after its checkpoint.
         task.await.unwrap();
         assert!(size() >= 64 * 4000, "checkpointed: {} bytes", size());
-        assert!(
-            done.load(Ordering::Acquire),
-            "the writer is told to catch up"
+        assert_eq!(
+            passes.load(Ordering::Acquire),
+            1,
+            "the pass is counted for the writer's catch-up"
         );
+    }
+
+    #[tokio::test]
+    async fn the_writer_takes_the_passes_it_caught_up_with() {
+        let (wake, _rx) = tokio::sync::mpsc::channel(1);
+        let checkpoints = Checkpoints {
+            wake,
+            passes: Arc::new(AtomicU32::new(0)),
+            caught_up_at: Arc::new(AtomicU32::new(0)),
+        };
+        assert!(!checkpoints.take_catch_up(), "no pass yet");
+        for _ in 1..CATCH_UP_PASSES {
+            checkpoints.passes.fetch_add(1, Ordering::Release);
+            assert!(!checkpoints.take_catch_up(), "fewer passes than due");
+        }
+        checkpoints.passes.fetch_add(1, Ordering::Release);
+        assert!(
+            checkpoints.take_catch_up(),
+            "due after {CATCH_UP_PASSES} passes"
+        );
+        assert!(!checkpoints.take_catch_up(), "those passes were taken");
+        checkpoints
+            .passes
+            .fetch_add(CATCH_UP_PASSES + 3, Ordering::Release);
+        assert!(checkpoints.take_catch_up(), "more than due");
+        // The count wraps around after 2^32 passes without a wrong answer.
+        checkpoints
+            .caught_up_at
+            .store(u32::MAX - 2, Ordering::Relaxed);
+        checkpoints
+            .passes
+            .store(CATCH_UP_PASSES - 3, Ordering::Release);
+        assert!(checkpoints.take_catch_up(), "due across the wrap");
     }
 }

@@ -1,0 +1,298 @@
+//! The SQLite report writer on its own: batches of reports from an enrolled fleet, stored
+//! back to back through `Store::ingest_reports` on a database file, with no HTTP and no
+//! simulator sharing the two cores. What it prints is the writer's capacity (reports per
+//! second of writing), the time each batch took (its tail is what the WAL's checkpoints
+//! cost) and the server's CPU per report.
+//!
+//! `cargo bench -p tandem-server --bench store_ingest -- [--devices N] [--batch N]
+//! [--seconds N] [--rounds N]`; BENCHMARKS.md has the figures. With `TANDEM_BENCH_KEEP`
+//! set, each round's database is kept (its path is printed) for a look with `dbstat`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+use tandem_proto::check::Evidence;
+use tandem_proto::v1::{DeviceInfo, Event, EventKind, Inventory, StatusReport, UserInfo};
+use tandem_proto::{CheckId, CheckResult, Owner, Remediation, Status};
+use tandem_server::store::{
+    self, EnrollOutcome, NewDevice, NewEnrollSecret, NewReport, Store, StoreOptions,
+};
+use uuid::Uuid;
+
+struct Args {
+    devices: usize,
+    batch: usize,
+    seconds: u64,
+    rounds: usize,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str, default: u64| -> anyhow::Result<u64> {
+        match argv.iter().position(|a| a == name) {
+            None => Ok(default),
+            Some(i) => argv
+                .get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("{name} needs a number")),
+        }
+    };
+    // `cargo bench` passes `--bench`; run any other way (`cargo test --benches`), this is
+    // a smoke test of a second on a small fleet.
+    let bench = argv.iter().any(|a| a == "--bench");
+    Ok(Args {
+        devices: value("--devices", if bench { 2_000 } else { 20 })? as usize,
+        batch: value("--batch", if bench { 100 } else { 10 })? as usize,
+        seconds: value("--seconds", if bench { 20 } else { 1 })?,
+        rounds: value("--rounds", 1)? as usize,
+    })
+}
+
+/// A report like the agent's (and the fleet simulator's): 11 results with evidence and
+/// remediation, an inventory and one event.
+fn report(device: usize) -> StatusReport {
+    let now = Utc::now();
+    let status = |id: CheckId| match (id, device % 7) {
+        (CheckId::OsUpdates, 0 | 3) => Status::Fail,
+        (CheckId::ScreenLock, 1) => Status::Warn,
+        (CheckId::Antivirus, _) => Status::NotApplicable,
+        (CheckId::Mfa, 5) => Status::Unknown,
+        _ => Status::Pass,
+    };
+    let results = CheckId::ALL
+        .into_iter()
+        .map(|id| CheckResult {
+            id,
+            status: status(id),
+            summary: format!("{}: {} on this laptop", id.title(), status(id)),
+            reason: (status(id) == Status::Unknown)
+                .then(|| "the identity provider has not answered yet".to_owned()),
+            details: json!({"checked": id.as_str(), "pending": device % 13}),
+            evidence: vec![Evidence {
+                source: format!("/usr/bin/probe --{}", id.as_str()),
+                excerpt: "Listing... Done\n12 packages can be upgraded.".into(),
+            }],
+            remediation: Remediation {
+                steps: vec![
+                    format!("Open the settings for {}.", id.title()),
+                    "Follow the steps your IT team sent you.".into(),
+                ],
+                action: None,
+            },
+            owner: if matches!(id, CheckId::Mfa | CheckId::PasswordAge) {
+                Owner::It
+            } else {
+                Owner::User
+            },
+            observed_at: now,
+            duration_ms: 40 + (device as u64 % 200),
+        })
+        .collect();
+    StatusReport {
+        report_id: Uuid::now_v7(),
+        agent_version: "0.1.0".into(),
+        sent_at: now,
+        inventory: Inventory {
+            device: device_info(device),
+            kernel: Some("6.1.0-28-amd64".into()),
+            arch: Some("x86_64".into()),
+            user: Some(user(device)),
+            extra: serde_json::Map::new(),
+        },
+        results,
+        events: vec![Event {
+            kind: EventKind::NudgeShown,
+            at: now,
+            check_id: Some(CheckId::OsUpdates),
+            detail: None,
+        }],
+        policy_etag: None,
+    }
+}
+
+fn device_info(i: usize) -> DeviceInfo {
+    DeviceInfo {
+        machine_id: format!("bench-machine-{i:06}"),
+        hostname: format!("laptop-{i:06}"),
+        os: "linux".into(),
+        os_version: "Debian 12".into(),
+        model: Some("ThinkPad X1".into()),
+        serial: Some(format!("SN{i:08}")),
+    }
+}
+
+fn user(i: usize) -> UserInfo {
+    UserInfo {
+        login: format!("user{i}"),
+        email: Some(format!("user{i}@example.com")),
+    }
+}
+
+/// A report as the handler hands it to the writer: parsed, its body as received, its
+/// results serialized and its body packed.
+struct Prepared {
+    device_id: Uuid,
+    report: StatusReport,
+    raw: String,
+    result_texts: Vec<String>,
+    raw_packed: Option<Vec<u8>>,
+}
+
+fn prepare(store: &dyn Store, device_id: Uuid, device: usize) -> anyhow::Result<Prepared> {
+    let report = report(device);
+    let raw = serde_json::to_string(&report)?;
+    let result_texts = report
+        .results
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<_, _>>()?;
+    let raw_packed = store.pack_report_body(&raw);
+    Ok(Prepared {
+        device_id,
+        report,
+        raw,
+        result_texts,
+        raw_packed,
+    })
+}
+
+/// The process's CPU time so far (user + system), from `/proc/self/stat`; `None` where
+/// there is no such file.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces: fields are counted from after its ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn round(args: &Args, n: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("bench.db");
+    let url = format!("sqlite://{}", path.display());
+    let store: Arc<dyn Store> = store::open(&url, &StoreOptions::default()).await?;
+    let secret = [7u8; 32];
+    store
+        .create_enroll_secret(&NewEnrollSecret {
+            id: Uuid::now_v7(),
+            hash: secret,
+            group: "default".into(),
+            created_at: Utc::now(),
+            expires_at: None,
+            max_uses: None,
+            created_by: "bench".into(),
+        })
+        .await?;
+    let mut devices = Vec::with_capacity(args.devices);
+    for i in 0..args.devices {
+        let mut token = [0u8; 32];
+        token[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let outcome = store
+            .enroll(
+                &secret,
+                &NewDevice {
+                    candidate_id: Uuid::now_v7(),
+                    token_hash: token,
+                    device: device_info(i),
+                    user: user(i),
+                    now: Utc::now(),
+                },
+            )
+            .await?;
+        match outcome {
+            EnrollOutcome::Enrolled { device_id, .. } => devices.push(device_id),
+            EnrollOutcome::BadSecret => anyhow::bail!("the bench's enrolment secret was refused"),
+        }
+    }
+
+    // Devices take turns in a shuffled order, as agents on timers do.
+    let mut order: Vec<usize> = (0..args.devices).collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ n as u64;
+    for i in (1..order.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        order.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+    let mut next = order.iter().copied().cycle();
+
+    let mut batches = Vec::new();
+    let mut writing = Duration::ZERO;
+    let mut stored = 0usize;
+    let cpu_start = cpu_time();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(args.seconds) {
+        let prepared: Vec<Prepared> = (0..args.batch)
+            .map(|_| {
+                let d = next.next().unwrap_or_default();
+                prepare(&*store, devices[d], d)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let news: Vec<NewReport<'_>> = prepared
+            .iter()
+            .map(|p| NewReport {
+                device_id: p.device_id,
+                report: &p.report,
+                raw: &p.raw,
+                received_at: Utc::now(),
+                result_texts: Some(&p.result_texts),
+                raw_packed: p.raw_packed.as_deref(),
+            })
+            .collect();
+        let t = Instant::now();
+        let outcomes = store.ingest_reports(&news).await?;
+        let took = t.elapsed();
+        writing += took;
+        batches.push(took);
+        stored += outcomes.len();
+    }
+    let cpu = cpu_start.zip(cpu_time()).map(|(a, b)| b.saturating_sub(a));
+    let wall = started.elapsed();
+    batches.sort();
+    let wal = std::fs::metadata(dir.path().join("bench.db-wal")).map_or(0, |m| m.len());
+    if std::env::var_os("TANDEM_BENCH_KEEP").is_some() {
+        drop(store);
+        println!("  kept: {}", dir.keep().display());
+    }
+    println!(
+        "  round {n}: {:.0} reports/s of writing ({stored} reports in {:.1} s writing, {:.1} s in all), \
+         batch of {}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; CPU {}; WAL {:.1} MB at the end",
+        stored as f64 / writing.as_secs_f64(),
+        writing.as_secs_f64(),
+        wall.as_secs_f64(),
+        args.batch,
+        percentile(&batches, 0.50),
+        percentile(&batches, 0.99),
+        percentile(&batches, 1.0),
+        cpu.map_or("not measured".to_owned(), |c| format!(
+            "{:.3} ms a report (preparing the reports included)",
+            c.as_secs_f64() * 1000.0 / stored.max(1) as f64
+        )),
+        wal as f64 / 1e6,
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    println!(
+        "store ingest: SQLite file, {} devices, batches of {}, {} s a round",
+        args.devices, args.batch, args.seconds
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    for n in 1..=args.rounds {
+        runtime.block_on(round(&args, n))?;
+    }
+    Ok(())
+}
