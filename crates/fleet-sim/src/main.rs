@@ -24,12 +24,7 @@ use chrono::{SecondsFormat, Utc};
 use clap::{Parser, Subcommand};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
-use tandem_proto::check::Evidence;
-use tandem_proto::v1::{
-    self, DeviceInfo, EnrollRequest, EnrollResponse, Event, EventKind, Inventory, PolicyVersion,
-    StatusReport, UserInfo,
-};
-use tandem_proto::{CheckId, CheckResult, Owner, Remediation, Status};
+use tandem_proto::v1::{self, EnrollRequest, EnrollResponse, PolicyVersion};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -279,30 +274,12 @@ async fn enroll_all(
     Ok(fleet)
 }
 
-fn device(name: &str, i: usize) -> DeviceInfo {
-    DeviceInfo {
-        machine_id: format!("{name}-{i:06}"),
-        hostname: format!("{name}-laptop-{i:06}"),
-        os: "linux".into(),
-        os_version: "Debian GNU/Linux 12 (bookworm)".into(),
-        model: Some("ThinkPad T14 Gen 3".into()),
-        serial: Some(format!("PF{i:08}")),
-    }
-}
-
-fn user(name: &str, i: usize) -> UserInfo {
-    UserInfo {
-        login: format!("{name}{i}"),
-        email: Some(format!("{name}{i}@example.test")),
-    }
-}
-
 async fn enroll_one(sim: &Sim, secret: &str, name: &str, i: usize) -> Result<Agent> {
     let client = sim.clients[i % sim.clients.len()].clone();
     let request = EnrollRequest {
         enroll_secret: secret.to_owned(),
-        device: device(name, i),
-        user: user(name, i),
+        device: tandem_fleet_sim::device(name, i),
+        user: tandem_fleet_sim::user(name, i),
     };
     for attempt in 0..20 {
         let response = client
@@ -333,70 +310,10 @@ async fn enroll_one(sim: &Sim, secret: &str, name: &str, i: usize) -> Result<Age
     bail!("enrolment of agent {i} kept being refused")
 }
 
-/// A report like the agent's: 11 results with evidence and remediation, an inventory and
-/// an event. The id and send time are placeholders filled per request.
+/// A report like the agent's (see [`tandem_fleet_sim::report`]), cut where the id and the
+/// send time go, which are filled per request.
 fn report_template(name: &str, i: usize) -> Result<ReportTemplate> {
-    let now = Utc::now();
-    let status = |id: CheckId| match (id, i % 7) {
-        (CheckId::OsUpdates, 0 | 3) => Status::Fail,
-        (CheckId::ScreenLock, 1) => Status::Warn,
-        (CheckId::Antivirus, _) => Status::NotApplicable,
-        (CheckId::Mfa, 5) => Status::Unknown,
-        _ => Status::Pass,
-    };
-    let results = CheckId::ALL
-        .into_iter()
-        .map(|id| CheckResult {
-            id,
-            status: status(id),
-            summary: format!("{}: {} on this laptop", id.title(), status(id)),
-            reason: (status(id) == Status::Unknown)
-                .then(|| "the identity provider has not answered yet".to_owned()),
-            details: json!({"checked": id.as_str(), "pending": i % 13, "source": "simulated"}),
-            evidence: vec![Evidence {
-                source: format!("/usr/bin/probe --{}", id.as_str()),
-                excerpt: "Listing... Done\n12 packages can be upgraded. Run 'apt list --upgradable' to see them.".into(),
-            }],
-            remediation: Remediation {
-                steps: vec![
-                    format!("Open the settings for {}.", id.title()),
-                    "Follow the steps your IT team sent you.".into(),
-                ],
-                action: None,
-            },
-            owner: if matches!(id, CheckId::Mfa | CheckId::PasswordAge) {
-                Owner::It
-            } else {
-                Owner::User
-            },
-            observed_at: now,
-            duration_ms: 40 + (i as u64 % 200),
-        })
-        .collect();
-    let mut extra = serde_json::Map::new();
-    extra.insert("cpu".into(), json!("12th Gen Intel(R) Core(TM) i7-1260P"));
-    extra.insert("memory_mb".into(), json!(32_000));
-    extra.insert("uptime_s".into(), json!(86_400 + i));
-    let report = StatusReport {
-        report_id: Uuid::nil(),
-        agent_version: "0.1.0".into(),
-        sent_at: now,
-        inventory: Inventory {
-            device: device(name, i),
-            kernel: Some("6.1.0-28-amd64".into()),
-            arch: Some("x86_64".into()),
-            user: Some(user(name, i)),
-            extra,
-        },
-        results,
-        events: vec![Event {
-            kind: EventKind::NudgeShown,
-            at: now,
-            check_id: Some(CheckId::OsUpdates),
-            detail: None,
-        }],
-        policy_etag: None,
-    };
+    let report = tandem_fleet_sim::report(name, i, Utc::now());
     let mut value = serde_json::to_value(&report)?;
     value["report_id"] = json!(REPORT_ID_MARK);
     value["sent_at"] = json!(SENT_AT_MARK);

@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use serde_json::json;
-use tandem_proto::check::Evidence;
-use tandem_proto::v1::{DeviceInfo, Event, EventKind, Inventory, StatusReport, UserInfo};
-use tandem_proto::{CheckId, CheckResult, Owner, Remediation, Status};
+use tandem_fleet_sim::{device, report, user};
+use tandem_server::batch::QueuedReport;
 use tandem_server::store::{
     self, EnrollOutcome, NewDevice, NewEnrollSecret, NewReport, Store, StoreOptions,
 };
 use uuid::Uuid;
+
+/// The simulated fleet's name, as in its machine ids and hostnames.
+const FLEET: &str = "bench";
 
 struct Args {
     devices: usize,
@@ -50,98 +51,11 @@ fn args() -> anyhow::Result<Args> {
     })
 }
 
-/// A report like the agent's (and the fleet simulator's): 11 results with evidence and
-/// remediation, an inventory and one event.
-fn report(device: usize) -> StatusReport {
-    let now = Utc::now();
-    let status = |id: CheckId| match (id, device % 7) {
-        (CheckId::OsUpdates, 0 | 3) => Status::Fail,
-        (CheckId::ScreenLock, 1) => Status::Warn,
-        (CheckId::Antivirus, _) => Status::NotApplicable,
-        (CheckId::Mfa, 5) => Status::Unknown,
-        _ => Status::Pass,
-    };
-    let results = CheckId::ALL
-        .into_iter()
-        .map(|id| CheckResult {
-            id,
-            status: status(id),
-            summary: format!("{}: {} on this laptop", id.title(), status(id)),
-            reason: (status(id) == Status::Unknown)
-                .then(|| "the identity provider has not answered yet".to_owned()),
-            details: json!({"checked": id.as_str(), "pending": device % 13}),
-            evidence: vec![Evidence {
-                source: format!("/usr/bin/probe --{}", id.as_str()),
-                excerpt: "Listing... Done\n12 packages can be upgraded.".into(),
-            }],
-            remediation: Remediation {
-                steps: vec![
-                    format!("Open the settings for {}.", id.title()),
-                    "Follow the steps your IT team sent you.".into(),
-                ],
-                action: None,
-            },
-            owner: if matches!(id, CheckId::Mfa | CheckId::PasswordAge) {
-                Owner::It
-            } else {
-                Owner::User
-            },
-            observed_at: now,
-            duration_ms: 40 + (device as u64 % 200),
-        })
-        .collect();
-    StatusReport {
-        report_id: Uuid::now_v7(),
-        agent_version: "0.1.0".into(),
-        sent_at: now,
-        inventory: Inventory {
-            device: device_info(device),
-            kernel: Some("6.1.0-28-amd64".into()),
-            arch: Some("x86_64".into()),
-            user: Some(user(device)),
-            extra: serde_json::Map::new(),
-        },
-        results,
-        events: vec![Event {
-            kind: EventKind::NudgeShown,
-            at: now,
-            check_id: Some(CheckId::OsUpdates),
-            detail: None,
-        }],
-        policy_etag: None,
-    }
-}
-
-fn device_info(i: usize) -> DeviceInfo {
-    DeviceInfo {
-        machine_id: format!("bench-machine-{i:06}"),
-        hostname: format!("laptop-{i:06}"),
-        os: "linux".into(),
-        os_version: "Debian 12".into(),
-        model: Some("ThinkPad X1".into()),
-        serial: Some(format!("SN{i:08}")),
-    }
-}
-
-fn user(i: usize) -> UserInfo {
-    UserInfo {
-        login: format!("user{i}"),
-        email: Some(format!("user{i}@example.com")),
-    }
-}
-
 /// A report as the handler hands it to the writer: parsed, its body as received, its
-/// results serialized and its body packed.
-struct Prepared {
-    device_id: Uuid,
-    report: StatusReport,
-    raw: String,
-    result_texts: Vec<String>,
-    raw_packed: Option<Vec<u8>>,
-}
-
-fn prepare(store: &dyn Store, device_id: Uuid, device: usize) -> anyhow::Result<Prepared> {
-    let report = report(device);
+/// results serialized and its body packed. The report is the fleet simulator's.
+fn prepare(store: &dyn Store, device_id: Uuid, device: usize) -> anyhow::Result<QueuedReport> {
+    let now = Utc::now();
+    let report = report(FLEET, device, now);
     let raw = serde_json::to_string(&report)?;
     let result_texts = report
         .results
@@ -149,10 +63,11 @@ fn prepare(store: &dyn Store, device_id: Uuid, device: usize) -> anyhow::Result<
         .map(serde_json::to_string)
         .collect::<Result<_, _>>()?;
     let raw_packed = store.pack_report_body(&raw);
-    Ok(Prepared {
+    Ok(QueuedReport {
         device_id,
         report,
         raw,
+        received_at: now,
         result_texts,
         raw_packed,
     })
@@ -201,8 +116,8 @@ async fn round(args: &Args, n: usize) -> anyhow::Result<()> {
                 &NewDevice {
                     candidate_id: Uuid::now_v7(),
                     token_hash: token,
-                    device: device_info(i),
-                    user: user(i),
+                    device: device(FLEET, i),
+                    user: user(FLEET, i),
                     now: Utc::now(),
                 },
             )
@@ -230,23 +145,13 @@ async fn round(args: &Args, n: usize) -> anyhow::Result<()> {
     let cpu_start = cpu_time();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(args.seconds) {
-        let prepared: Vec<Prepared> = (0..args.batch)
+        let prepared: Vec<QueuedReport> = (0..args.batch)
             .map(|_| {
                 let d = next.next().unwrap_or_default();
                 prepare(&*store, devices[d], d)
             })
             .collect::<anyhow::Result<_>>()?;
-        let news: Vec<NewReport<'_>> = prepared
-            .iter()
-            .map(|p| NewReport {
-                device_id: p.device_id,
-                report: &p.report,
-                raw: &p.raw,
-                received_at: Utc::now(),
-                result_texts: Some(&p.result_texts),
-                raw_packed: p.raw_packed.as_deref(),
-            })
-            .collect();
+        let news: Vec<NewReport<'_>> = prepared.iter().map(QueuedReport::as_new).collect();
         let t = Instant::now();
         let outcomes = store.ingest_reports(&news).await?;
         let took = t.elapsed();

@@ -42,6 +42,20 @@ pub struct QueuedReport {
     pub raw_packed: Option<Vec<u8>>,
 }
 
+impl QueuedReport {
+    /// The report as the store takes it.
+    pub fn as_new(&self) -> NewReport<'_> {
+        NewReport {
+            device_id: self.device_id,
+            report: &self.report,
+            raw: &self.raw,
+            received_at: self.received_at,
+            result_texts: Some(&self.result_texts),
+            raw_packed: self.raw_packed.as_deref(),
+        }
+    }
+}
+
 type Reply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
 
 /// Why a report was not queued.
@@ -102,17 +116,7 @@ async fn write_reports(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(QueuedRepo
     let mut batch = Vec::with_capacity(REPORT_BATCH);
     while rx.recv_many(&mut batch, REPORT_BATCH).await > 0 {
         let (reports, replies): (Vec<QueuedReport>, Vec<Reply>) = batch.drain(..).unzip();
-        let news: Vec<NewReport<'_>> = reports
-            .iter()
-            .map(|r| NewReport {
-                device_id: r.device_id,
-                report: &r.report,
-                raw: &r.raw,
-                received_at: r.received_at,
-                result_texts: Some(&r.result_texts),
-                raw_packed: r.raw_packed.as_deref(),
-            })
-            .collect();
+        let news: Vec<NewReport<'_>> = reports.iter().map(QueuedReport::as_new).collect();
         match store.ingest_reports(&news).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
