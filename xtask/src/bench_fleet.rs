@@ -11,7 +11,9 @@
 //!
 //! Options: `--backend sqlite|postgres`, `--agents N` (20000), `--push-agents N` (10000),
 //! `--ingest-agents N` (2000), `--rate R` (5000), `--duration S` (30), `--only
-//! ingest|push|longpoll`, `--no-build`. PostgreSQL: `TANDEM_BENCH_DATABASE_URL` names an existing empty
+//! ingest|push|longpoll`, `--no-build`, `--server-bin PATH`, `--grown-mb N` (SQLite: start
+//! from a database file that once held N MB, its pages now free, as on a server that has
+//! run a while and pruned old reports; made with the `sqlite3` CLI). PostgreSQL: `TANDEM_BENCH_DATABASE_URL` names an existing empty
 //! database; otherwise a temporary cluster is made with `initdb` (as the `postgres` user
 //! when run as root, as the server refuses to run as root).
 
@@ -24,6 +26,23 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use crate::util::{cargo, output, run as run_cmd, step, target_dir};
+
+/// Makes `path` a SQLite file of `mb` MB of free pages, for the server to migrate: the
+/// state of a database that held that much and had it pruned. SQLite's page cache does work
+/// at every commit on a database under 1 GB that it skips on a larger one (BENCHMARKS.md,
+/// "the lock-byte page"), so a fresh file alone does not say how a server that has run a
+/// while behaves.
+fn grow_sqlite(path: &Path, mb: u64) -> anyhow::Result<()> {
+    let sql = format!(
+        "PRAGMA journal_mode = OFF;
+         CREATE TABLE bench_filler (b BLOB NOT NULL);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {mb})
+         INSERT INTO bench_filler (b) SELECT zeroblob(1048576) FROM n;
+         DROP TABLE bench_filler;"
+    );
+    run_cmd(Command::new("sqlite3").arg(path).arg(sql))
+        .context("the sqlite3 CLI (apt package sqlite3, in `cargo xtask deps`)")
+}
 
 /// Issue 4's targets.
 const TARGET_REPORTS_PER_S: f64 = 5000.0;
@@ -79,6 +98,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let rate: f64 = flag(args, "--rate", TARGET_REPORTS_PER_S)?;
     let duration: u64 = flag(args, "--duration", 30)?;
     let only = flag(args, "--only", String::new())?;
+    let grown_mb: u64 = flag(args, "--grown-mb", 0)?;
     let wants = |what: &str| only.is_empty() || only.split(',').any(|o| o == what);
 
     // `--no-build` reuses release binaries already built (another build may hold the lock).
@@ -111,10 +131,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
 
     let (pg, database) = match backend.as_str() {
-        "sqlite" => (
-            None,
-            format!("sqlite://{}", dir.join("server.db").display()),
-        ),
+        "sqlite" => {
+            let path = dir.join("server.db");
+            if grown_mb > 0 {
+                step(
+                    &format!("sqlite3: a database grown to {grown_mb} MB"),
+                    || grow_sqlite(&path, grown_mb),
+                )?;
+            }
+            (None, format!("sqlite://{}", path.display()))
+        }
         "postgres" => match std::env::var("TANDEM_BENCH_DATABASE_URL") {
             Ok(url) => (None, url),
             Err(_) => {

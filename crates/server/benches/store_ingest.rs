@@ -5,8 +5,14 @@
 //! cost) and the server's CPU per report.
 //!
 //! `cargo bench -p tandem-server --bench store_ingest -- [--devices N] [--batch N]
-//! [--seconds N] [--rounds N]`; BENCHMARKS.md has the figures. With `TANDEM_BENCH_KEEP`
-//! set, each round's database is kept (its path is printed) for a look with `dbstat`.
+//! [--seconds N] [--rounds N] [--grown-mb N]`; BENCHMARKS.md has the figures. With
+//! `TANDEM_BENCH_KEEP` set, each round's database is kept (its path is printed) for a look
+//! with `dbstat`.
+//!
+//! `--grown-mb N` starts from a database file that once held N MB more than it does (the
+//! pages are free, as after pruning old reports), like a server that has run for a while:
+//! SQLite's page cache does work at each commit on a database under 1 GB that it does not
+//! on a larger one (BENCHMARKS.md, "the lock-byte page").
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +33,7 @@ struct Args {
     batch: usize,
     seconds: u64,
     rounds: usize,
+    grown_mb: u64,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -48,6 +55,7 @@ fn args() -> anyhow::Result<Args> {
         batch: value("--batch", if bench { 100 } else { 10 })? as usize,
         seconds: value("--seconds", if bench { 20 } else { 1 })?,
         rounds: value("--rounds", 1)? as usize,
+        grown_mb: value("--grown-mb", 0)?,
     })
 }
 
@@ -89,10 +97,40 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// Makes the database at `url` a file of `mb` MB of free pages, before the store opens
+/// (and migrates) it.
+async fn grow(url: &str, mb: u64) -> anyhow::Result<()> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+    use sqlx::ConnectOptions as _;
+    use std::str::FromStr as _;
+    let mut conn = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Off)
+        .connect()
+        .await?;
+    sqlx::query("CREATE TABLE bench_filler (b BLOB NOT NULL)")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO bench_filler (b) SELECT zeroblob(1048576) FROM n",
+    )
+    .bind(i64::try_from(mb)?)
+    .execute(&mut conn)
+    .await?;
+    sqlx::query("DROP TABLE bench_filler")
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
 async fn round(args: &Args, n: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.db");
     let url = format!("sqlite://{}", path.display());
+    if args.grown_mb > 0 {
+        grow(&url, args.grown_mb).await?;
+    }
     let store: Arc<dyn Store> = store::open(&url, &StoreOptions::default()).await?;
     let secret = [7u8; 32];
     store
@@ -189,8 +227,15 @@ async fn round(args: &Args, n: usize) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let args = args()?;
     println!(
-        "store ingest: SQLite file, {} devices, batches of {}, {} s a round",
-        args.devices, args.batch, args.seconds
+        "store ingest: SQLite file{}, {} devices, batches of {}, {} s a round",
+        if args.grown_mb > 0 {
+            format!(" grown to {} MB before", args.grown_mb)
+        } else {
+            String::new()
+        },
+        args.devices,
+        args.batch,
+        args.seconds
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,7 +6,6 @@
 //! with `SQLITE_BUSY` immediately (its read snapshot went stale), which the busy timeout does
 //! not retry; taking the write lock up front makes concurrent writers queue instead.
 
-use std::collections::HashMap;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -30,18 +29,19 @@ use uuid::Uuid;
 use super::token_cache::TokenCache;
 use super::{
     action, console, contains_pattern, device_filter_sql, integrations, latest_per_user,
-    parse_check_result, parse_json, parse_name, parse_opt_json, releases, to_json_text, AuditEntry,
-    AuditQuery, AuthedApiToken, AuthedDevice, ChangeBy, ChangeFeed, DeviceDetail, DeviceFilter,
-    DevicePage, DeviceSummary, EnrollOutcome, EnrollSecretInfo, EventRecord, GroupInfo,
-    IdentityFact, IngestOutcome, NewApiToken, NewDevice, NewEnrollSecret, NewPhishingReport,
-    NewPolicy, NewReport, PhishingReportInfo, PolicyVersionDetail, PolicyVersionInfo,
-    PutPolicyOutcome, ReportSummary, Role, SecretHash, SourceHealth, Store, StoreError,
-    StoreOptions, StoredPolicy, DEFAULT_GROUP,
+    parse_json, parse_name, parse_opt_json, releases, to_json_text, AuditEntry, AuditQuery,
+    AuthedApiToken, AuthedDevice, ChangeBy, ChangeFeed, DeviceDetail, DeviceFilter, DevicePage,
+    DeviceSummary, EnrollOutcome, EnrollSecretInfo, EventRecord, GroupInfo, IdentityFact,
+    IngestOutcome, NewApiToken, NewDevice, NewEnrollSecret, NewPhishingReport, NewPolicy,
+    NewReport, PhishingReportInfo, PolicyVersionDetail, PolicyVersionInfo, PutPolicyOutcome,
+    ReportSummary, Role, SecretHash, SourceHealth, Store, StoreError, StoreOptions, StoredPolicy,
+    DEFAULT_GROUP,
 };
 use crate::hub::PolicyHub;
 use crate::keys::policy_etag;
 
 mod body;
+mod latest;
 mod raw;
 
 #[derive(Debug, Clone)]
@@ -989,8 +989,9 @@ impl Store for SqliteStore {
         }
         let total = count.fetch_one(&mut *tx).await?;
         let page_sql = format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices d{where_sql}
-             ORDER BY d.hostname, d.id LIMIT ? OFFSET ?"
+            "SELECT {DEVICE_COLUMNS}, {} FROM devices d{where_sql}
+             ORDER BY d.hostname, d.id LIMIT ? OFFSET ?",
+            latest::SELECT_RESULTS
         );
         let mut page = sqlx::query(&page_sql);
         for p in &params {
@@ -1001,34 +1002,14 @@ impl Store for SqliteStore {
             .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await?;
-        let ids: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>("id"))
-            .collect::<Result<_, _>>()?;
-        let mut results: HashMap<String, Vec<CheckResult>> = HashMap::new();
-        if !ids.is_empty() {
-            let marks = vec!["?"; ids.len()].join(", ");
-            let sql = format!(
-                "SELECT device_id, result FROM latest_results WHERE device_id IN ({marks})"
-            );
-            let mut query = sqlx::query(&sql);
-            for id in &ids {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(&mut *tx).await? {
-                let device: String = row.try_get("device_id")?;
-                let text: String = row.try_get("result")?;
-                results
-                    .entry(device)
-                    .or_default()
-                    .push(parse_check_result(&text)?);
-            }
-        }
         tx.commit().await?;
         let devices = rows
             .iter()
-            .zip(ids)
-            .map(|(row, id)| device_from_row(row, results.remove(&id).unwrap_or_default()))
+            .map(|row| {
+                let results =
+                    latest::decode(row.try_get("results_packed")?, row.try_get("results_text")?)?;
+                device_from_row(row, results)
+            })
             .collect::<Result<_, _>>()?;
         Ok(DevicePage {
             devices,
@@ -1046,21 +1027,14 @@ impl Store for SqliteStore {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let sql = format!(
             "SELECT {DEVICE_COLUMNS}, d.machine_id, d.model, d.serial, d.user_email,
-                    d.agent_version, d.revoked_at
-             FROM devices d WHERE d.id = ?"
+                    d.agent_version, d.revoked_at, {}
+             FROM devices d WHERE d.id = ?",
+            latest::SELECT_RESULTS
         );
         let Some(row) = sqlx::query(&sql).bind(&id).fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
-        let results = sqlx::query_scalar::<_, String>(
-            "SELECT result FROM latest_results WHERE device_id = ?",
-        )
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|t| parse_check_result(t))
-        .collect::<Result<Vec<_>, _>>()?;
+        let results = latest::decode(row.try_get("results_packed")?, row.try_get("results_text")?)?;
         let reports = sqlx::query(
             "SELECT report_id, received_at, sent_at, agent_version FROM reports
              WHERE device_id = ? ORDER BY id DESC LIMIT ?",
@@ -2157,7 +2131,7 @@ impl Store for SqliteStore {
         .await?;
         sqlx::query(
             "INSERT INTO console_failing_since (device_id, check_id, since)
-             SELECT device_id, check_id, observed_at FROM latest_results
+             SELECT device_id, check_id, since FROM latest_results
              WHERE status IN ('warn', 'fail')
              ON CONFLICT (device_id, check_id) DO NOTHING",
         )
@@ -2963,24 +2937,15 @@ INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, 
 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
 ON CONFLICT (device_id, report_id) DO NOTHING";
 
-/// The common case of a check's newest result, tried first: the check was seen before with
-/// the same status, by an observation no newer than this one. The status is not among the
-/// columns set, so SQLite leaves `latest_results_check_status` alone; setting it, even to
-/// the value it had, deletes and reinserts the row's entry in that index, a random page of
-/// it for each of the report's 11 results. No row changed: [`UPSERT_LATEST_RESULT`] decides.
-const REFRESH_LATEST_RESULT: &str = "
-UPDATE latest_results SET observed_at = ?4, result = ?5, report_id = ?6
-WHERE device_id = ?1 AND check_id = ?2 AND status = ?3 AND observed_at <= ?4";
+/// The device's newest results as held ([`latest`]), for the writer to fold a report into.
+const DEVICE_RESULTS: &str = "SELECT results FROM devices WHERE id = ?1";
 
-/// An outbox may deliver an old report after a newer one: the guard keeps the newest
-/// observation of each check, whatever order the reports arrive in.
-const UPSERT_LATEST_RESULT: &str = "
-INSERT INTO latest_results (device_id, check_id, status, observed_at, result, report_id)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-ON CONFLICT (device_id, check_id) DO UPDATE SET
-    status = excluded.status, observed_at = excluded.observed_at,
-    result = excluded.result, report_id = excluded.report_id
-WHERE excluded.observed_at >= latest_results.observed_at";
+/// A check's newest status when [`latest::merge`] found it changed (or new): the only
+/// write to `latest_results` and its `latest_results_check_status` index, so a report
+/// whose statuses stand touches neither.
+const SET_CHECK_STATUS: &str = "
+INSERT INTO latest_results (device_id, check_id, status, since) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (device_id, check_id) DO UPDATE SET status = excluded.status, since = excluded.since";
 
 const INSERT_EVENT: &str = "
 INSERT INTO events (device_id, report_id, kind, at, check_id, detail)
@@ -2999,7 +2964,8 @@ WHERE id = ?1 AND hostname <> ?2 AND (inventory_at IS NULL OR inventory_at <= ?3
 /// report time moves forward only, and only a report at least as new as the inventory held
 /// (by its send time) replaces it. SQLite evaluates every `SET` against the row as it was,
 /// so each `CASE` sees the old `inventory_at`. A report without a user (?9 false) leaves
-/// the enrolled user as it was.
+/// the enrolled user as it was; ?13 is the newest results merged with the report's
+/// ([`latest::merge`]), NULL when none of them was newer.
 const UPDATE_DEVICE: &str = "
 UPDATE devices SET
     last_report_at = CASE WHEN last_report_at IS NULL OR last_report_at < ?2
@@ -3016,6 +2982,7 @@ UPDATE devices SET
         THEN ?11 ELSE user_email END,
     applied_policy_etag = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3
         THEN ?12 ELSE applied_policy_etag END,
+    results = COALESCE(?13, results),
     inventory_at = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3
         THEN ?3 ELSE inventory_at END
 WHERE id = ?1";
@@ -3049,9 +3016,9 @@ fn ingest_in_transaction(
     reports: &[NewReport<'_>],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let mut insert_report = conn.prepare_cached(INSERT_REPORT)?;
-    let mut upsert_result = conn.prepare_cached(UPSERT_LATEST_RESULT)?;
+    let mut device_results = conn.prepare_cached(DEVICE_RESULTS)?;
+    let mut set_status = conn.prepare_cached(SET_CHECK_STATUS)?;
     let mut insert_event = conn.prepare_cached(INSERT_EVENT)?;
-    let mut refresh_result = conn.prepare_cached(REFRESH_LATEST_RESULT)?;
     let mut update_hostname = conn.prepare_cached(UPDATE_DEVICE_HOSTNAME)?;
     let mut update_device = conn.prepare_cached(UPDATE_DEVICE)?;
     let mut outcomes = Vec::with_capacity(reports.len());
@@ -3082,21 +3049,46 @@ fn ingest_in_transaction(
             continue;
         }
         outcomes.push(IngestOutcome::Stored);
-        for (n, result) in report.results.iter().enumerate() {
-            let text = new.result_text(n)?;
-            let observed_at = ts(result.observed_at);
-            let row = [
+        let texts = (0..report.results.len())
+            .map(|n| new.result_text(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let observed: Vec<String> = report.results.iter().map(|r| ts(r.observed_at)).collect();
+        let incoming: Vec<latest::Incoming<'_>> = report
+            .results
+            .iter()
+            .zip(&texts)
+            .zip(&observed)
+            .map(|((result, text), observed_at)| latest::Incoming {
+                check: result.id.as_str(),
+                status: result.status.as_str(),
+                observed_at,
+                report_id: &report_id,
+                result: text,
+            })
+            .collect();
+        let held = match device_results.query_value(&[device.as_str().into()])? {
+            Some(raw::Value::Blob(packed)) => latest::stored_json(Some(packed), None)?,
+            Some(raw::Value::Text(text)) => Some(text),
+            _ => None,
+        };
+        let merged = latest::merge(held.as_deref(), &incoming)?;
+        for change in &merged.changes {
+            set_status.execute(&[
                 device.as_str().into(),
-                result.id.as_str().into(),
-                result.status.as_str().into(),
-                observed_at.as_str().into(),
-                text.as_ref().into(),
-                report_id.as_str().into(),
-            ];
-            if refresh_result.execute(&row)? == 0 {
-                upsert_result.execute(&row)?;
-            }
+                change.check.as_str().into(),
+                change.status.as_str().into(),
+                change.since.as_str().into(),
+            ])?;
         }
+        let packed_results = merged.json.as_deref().map(|json| match body::pack(json) {
+            Some(packed) => PackedOrText::Packed(packed),
+            None => PackedOrText::Text(json),
+        });
+        let results_param = match &packed_results {
+            Some(PackedOrText::Packed(p)) => raw::Param::Blob(p),
+            Some(PackedOrText::Text(t)) => raw::Param::Text(t),
+            None => raw::Param::Null,
+        };
         for event in &report.events {
             insert_event.execute(&[
                 device.as_str().into(),
@@ -3126,14 +3118,132 @@ fn ingest_in_transaction(
             inv.user.as_ref().map(|u| u.login.as_str()).into(),
             inv.user.as_ref().and_then(|u| u.email.as_deref()).into(),
             report.policy_etag.as_deref().into(),
+            results_param,
         ])?;
     }
     Ok(outcomes)
 }
 
+/// A value for the database: compressed, or the text when it could not be.
+enum PackedOrText<'a> {
+    Packed(Vec<u8>),
+    Text(&'a str),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database written before results moved onto the devices row (migration 70) keeps
+    /// every device's results, statuses and the filters on them.
+    #[tokio::test]
+    async fn results_held_as_rows_move_onto_their_device_in_the_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let mut before = sqlx::migrate!("migrations/sqlite");
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 70)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        before.run(&pool).await.unwrap();
+        let device = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO devices (id, machine_id, group_name, hostname, os, os_version,
+                                  user_login, enrolled_at)
+             VALUES (?, 'm1', 'default', 'ada-laptop', 'linux', '12', 'ada',
+                     '2026-11-01T09:00:00.000000Z')",
+        )
+        .bind(device.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+        // A second device that never reported keeps no results.
+        sqlx::query(
+            "INSERT INTO devices (id, machine_id, group_name, hostname, os, os_version,
+                                  user_login, enrolled_at)
+             VALUES (?, 'm2', 'default', 'bob-laptop', 'linux', '12', 'bob',
+                     '2026-11-01T09:00:00.000000Z')",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+        for (check, status, at) in [
+            ("firewall", "fail", "2026-11-28T10:00:00.000000Z"),
+            ("screen_lock", "pass", "2026-11-28T10:00:01.000000Z"),
+        ] {
+            let result = json!({
+                "id": check, "status": status, "observed_at": at, "duration_ms": 4,
+                "summary": format!("{check}: \"{status}\" <b>as sent</b>"),
+            });
+            sqlx::query(
+                "INSERT INTO latest_results
+                     (device_id, check_id, status, observed_at, result, report_id)
+                 VALUES (?, ?, ?, ?, ?, 'r-1')",
+            )
+            .bind(device.to_string())
+            .bind(check)
+            .bind(status)
+            .bind(at)
+            .bind(result.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = super::super::open(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let detail = store.device_detail(device, 5).await.unwrap().unwrap();
+        let results = &detail.summary.device.results;
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[0].id, tandem_proto::CheckId::Firewall);
+        assert_eq!(results[0].status, tandem_proto::Status::Fail);
+        assert_eq!(results[0].summary, "firewall: \"fail\" <b>as sent</b>");
+        assert_eq!(store.failing_checks(device).await.unwrap(), 1);
+        let failing = store
+            .list_devices(&DeviceFilter {
+                check: Some(tandem_proto::CheckId::Firewall),
+                status: Some(tandem_proto::Status::Fail),
+                limit: 10,
+                ..DeviceFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failing.total, 1);
+        assert_eq!(failing.devices[0].device.results.len(), 2);
+        let all = store
+            .list_devices(&DeviceFilter {
+                limit: 10,
+                ..DeviceFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.total, 2);
+        assert!(
+            all.devices[1].device.results.is_empty(),
+            "bob never reported"
+        );
+        store.refresh_failing_since().await.unwrap();
+        let since = store.failing_since().await.unwrap();
+        assert_eq!(since.len(), 1);
+        assert_eq!(since[0].1, "firewall");
+        assert_eq!(since[0].2.to_rfc3339(), "2026-11-28T10:00:00+00:00");
+    }
 
     #[tokio::test]
     async fn the_checkpoint_task_copies_the_wal_into_the_database_file_and_ends_with_the_store() {

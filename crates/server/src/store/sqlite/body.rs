@@ -24,6 +24,14 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
+thread_local! {
+    /// Each thread's decompression context, kept for the reason [`COMPRESSOR`] is: the
+    /// writer inflates a device's results for every report it stores, and a context made
+    /// and freed each time cost more in the allocator than the inflating did.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
 /// `raw` compressed for storage, or `None` to store it as text.
 pub fn pack(raw: &str) -> Option<Vec<u8>> {
     COMPRESSOR.with(|cell| {
@@ -43,16 +51,39 @@ pub const SELECT_BODY: &str = "CASE WHEN typeof(body) = 'blob' THEN body END AS 
 /// The body exactly as it was received, from the two columns of [`SELECT_BODY`].
 pub fn unpack(packed: Option<Vec<u8>>, text: Option<String>) -> Result<String, StoreError> {
     match (packed, text) {
-        (Some(packed), _) => {
-            let bytes = zstd::stream::decode_all(packed.as_slice())
-                .map_err(|e| StoreError::Corrupt(format!("stored report body: {e}")))?;
-            String::from_utf8(bytes)
-                .map_err(|e| StoreError::Corrupt(format!("stored report body: {e}")))
-        }
+        (Some(packed), _) => inflate(&packed, "stored report body"),
         (None, Some(text)) => Ok(text),
         (None, None) => Err(StoreError::Corrupt("stored report body is NULL".into())),
     }
 }
+
+/// A value [`pack`] made, as the text it was; `what` names it in the error a damaged one
+/// gives.
+pub fn inflate(packed: &[u8], what: &str) -> Result<String, StoreError> {
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+    // `pack` records the size in the frame; a frame without one, or claiming more than a
+    // value this store writes could be, is not one of ours.
+    let size = match zstd::zstd_safe::get_frame_content_size(packed) {
+        Ok(Some(size)) if size <= MAX_INFLATED => size as usize,
+        Ok(Some(size)) => return Err(corrupt(&format!("claims {size} bytes"))),
+        Ok(None) => return Err(corrupt(&"no content size")),
+        Err(e) => return Err(corrupt(&format!("{e:?}"))),
+    };
+    let bytes = DECOMPRESSOR.with(|cell| {
+        let mut decompressor = cell.try_borrow_mut().map_err(|e| corrupt(&e))?;
+        if decompressor.is_none() {
+            *decompressor = Some(zstd::bulk::Decompressor::new().map_err(|e| corrupt(&e))?);
+        }
+        match decompressor.as_mut() {
+            Some(d) => d.decompress(packed, size).map_err(|e| corrupt(&e)),
+            None => Err(corrupt(&"no decompressor")),
+        }
+    })?;
+    String::from_utf8(bytes).map_err(|e| corrupt(&e))
+}
+
+/// The most a packed value may inflate to: far above any body the API accepts.
+const MAX_INFLATED: u64 = 64 << 20;
 
 #[cfg(test)]
 mod tests {

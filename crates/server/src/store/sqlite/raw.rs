@@ -348,8 +348,48 @@ impl Stmt<'_> {
         result
     }
 
+    /// Binds `params` to `?1…?n` and returns the first column of the first row the
+    /// statement returns, copied out; `None` when it returns no row.
+    pub fn query_value(&mut self, params: &[Param<'_>]) -> Result<Option<Value>, RawError> {
+        let result = self.bind(params).and_then(|()| {
+            let stmt = self.stmt.as_ptr();
+            // SAFETY: `stmt` is a live statement of this connection with every parameter
+            // bound; stepping runs it on this thread, which holds the connection's lock.
+            match unsafe { ffi::sqlite3_step(stmt) } {
+                // SAFETY: the statement is on a row, so its column 0 may be read until
+                // the next step or reset, which come after the copy.
+                ffi::SQLITE_ROW => Ok(Some(unsafe { column_value(stmt) })),
+                ffi::SQLITE_DONE => Ok(None),
+                rc => Err(self.conn.error(rc)),
+            }
+        });
+        // SAFETY: as in `execute`.
+        unsafe {
+            ffi::sqlite3_reset(self.stmt.as_ptr());
+            ffi::sqlite3_clear_bindings(self.stmt.as_ptr());
+        }
+        result
+    }
+
     fn bind_and_step(&mut self, params: &[Param<'_>]) -> Result<u64, RawError> {
+        self.bind(params)?;
         let db = self.conn.db.as_ptr();
+        let stmt = self.stmt.as_ptr();
+        loop {
+            // SAFETY: `stmt` is live with every parameter bound; stepping runs it on this
+            // thread, which holds the connection's lock.
+            match unsafe { ffi::sqlite3_step(stmt) } {
+                ffi::SQLITE_ROW => continue,
+                ffi::SQLITE_DONE => break,
+                rc => return Err(self.conn.error(rc)),
+            }
+        }
+        // SAFETY: `db` is open; reads the row count of the statement that just finished.
+        let changes = unsafe { ffi::sqlite3_changes64(db) };
+        Ok(u64::try_from(changes).unwrap_or(0))
+    }
+
+    fn bind(&mut self, params: &[Param<'_>]) -> Result<(), RawError> {
         let stmt = self.stmt.as_ptr();
         // SAFETY: `stmt` is a live statement of this connection; reads its parameter count.
         let expected = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
@@ -401,18 +441,52 @@ impl Stmt<'_> {
                 return Err(self.conn.error(rc));
             }
         }
-        loop {
-            // SAFETY: `stmt` is live with every parameter bound; stepping runs it on this
-            // thread, which holds the connection's lock.
-            match unsafe { ffi::sqlite3_step(stmt) } {
-                ffi::SQLITE_ROW => continue,
-                ffi::SQLITE_DONE => break,
-                rc => return Err(self.conn.error(rc)),
+        Ok(())
+    }
+}
+
+/// A column's value as [`Stmt::query_value`] copies it out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// Column 0 of the row `stmt` is on, copied.
+///
+/// # Safety
+/// `stmt` must be a live statement whose last step returned `SQLITE_ROW`.
+unsafe fn column_value(stmt: *mut ffi::sqlite3_stmt) -> Value {
+    // SAFETY (for the block): the caller guarantees a current row; each pointer SQLite
+    // returns stays valid until the next step, reset or type conversion of the column, and
+    // is copied before any of those. The length is read after the pointer, as SQLite
+    // documents.
+    unsafe {
+        match ffi::sqlite3_column_type(stmt, 0) {
+            ffi::SQLITE_INTEGER => Value::Int(ffi::sqlite3_column_int64(stmt, 0)),
+            ffi::SQLITE_FLOAT => Value::Real(ffi::sqlite3_column_double(stmt, 0)),
+            ffi::SQLITE_TEXT => {
+                let ptr = ffi::sqlite3_column_text(stmt, 0);
+                let len = usize::try_from(ffi::sqlite3_column_bytes(stmt, 0)).unwrap_or(0);
+                if ptr.is_null() || len == 0 {
+                    return Value::Text(String::new());
+                }
+                let bytes = std::slice::from_raw_parts(ptr, len);
+                Value::Text(String::from_utf8_lossy(bytes).into_owned())
             }
+            ffi::SQLITE_BLOB => {
+                let ptr = ffi::sqlite3_column_blob(stmt, 0).cast::<u8>();
+                let len = usize::try_from(ffi::sqlite3_column_bytes(stmt, 0)).unwrap_or(0);
+                if ptr.is_null() || len == 0 {
+                    return Value::Blob(Vec::new());
+                }
+                Value::Blob(std::slice::from_raw_parts(ptr, len).to_vec())
+            }
+            _ => Value::Null,
         }
-        // SAFETY: `db` is open; reads the row count of the statement that just finished.
-        let changes = unsafe { ffi::sqlite3_changes64(db) };
-        Ok(u64::try_from(changes).unwrap_or(0))
     }
 }
 
