@@ -5,7 +5,7 @@
 //! cost) and the server's CPU per report.
 //!
 //! `cargo bench -p tandem-server --bench store_ingest -- [--devices N] [--batch N]
-//! [--seconds N] [--rounds N] [--grown-mb N]`; BENCHMARKS.md has the figures. With
+//! [--seconds N] [--rounds N] [--grown-mb N] [--stock-page-cache]`; BENCHMARKS.md has the figures. With
 //! `TANDEM_BENCH_KEEP` set, each round's database is kept (its path is printed) for a look
 //! with `dbstat`.
 //!
@@ -225,6 +225,10 @@ async fn round(args: &Args, n: usize) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the server does, before any database opens; `--stock-page-cache` leaves SQLite's
+    // page cache as it is, for A/B runs.
+    let stock = std::env::args().any(|a| a == "--stock-page-cache");
+    let layered = !stock && tandem_server::store::sqlite::page_cache::install();
     let args = args()?;
     println!(
         "store ingest: SQLite file{}, {} devices, batches of {}, {} s a round",
@@ -244,5 +248,14 @@ fn main() -> anyhow::Result<()> {
     for n in 1..=args.rounds {
         runtime.block_on(round(&args, n))?;
     }
+    let (forwarded, skipped) = tandem_server::store::sqlite::page_cache::truncates();
+    println!(
+        "  page cache: {}; commit-time truncates passed on {forwarded}, left out {skipped}",
+        if layered {
+            "SQLite's, with the server's truncate layer"
+        } else {
+            "SQLite's stock cache"
+        }
+    );
     Ok(())
 }

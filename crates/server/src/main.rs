@@ -315,6 +315,8 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Before any database opens, while this is the only thread (see the module's docs).
+    tandem_server::store::sqlite::page_cache::install();
     let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
     runtime.block_on(run(cli))
 }

@@ -42,6 +42,7 @@ use crate::keys::policy_etag;
 
 mod body;
 mod latest;
+pub mod page_cache;
 mod raw;
 
 #[derive(Debug, Clone)]
