@@ -51,30 +51,19 @@ struct Browser {
 
 impl Browser {
     fn start() -> Browser {
-        let mut child = Command::new("/usr/bin/chromedriver")
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver is missing: install Debian's chromium and chromium-driver");
-        let stdout = child.stdout.take().unwrap();
-        let proc = Proc {
-            child,
-            name: "chromedriver".into(),
-        };
-        // chromedriver says which port it took once it listens; no sleeping.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                    let _ = tx.send(port);
+        // chromedriver has, once in many runs, exited before it listened (CI, session 9);
+        // a second start is what a person would do, and a third failure is a real one.
+        let mut failures = Vec::new();
+        let (proc, port) = loop {
+            match Self::start_driver() {
+                Ok(started) => break started,
+                Err(e) if failures.len() < 2 => failures.push(e),
+                Err(e) => {
+                    failures.push(e);
+                    panic!("chromedriver did not start: {failures:?}");
                 }
             }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("chromedriver did not report its port");
+        };
         let profile = tempfile::tempdir().unwrap();
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -100,6 +89,46 @@ impl Browser {
             driver,
             _chromedriver: proc,
             _profile: profile,
+        }
+    }
+
+    /// chromedriver on a free port, and that port once it listens; why it did not, else.
+    fn start_driver() -> Result<(Proc, String), String> {
+        let mut child = Command::new("/usr/bin/chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chromedriver is missing: install Debian's chromium and chromium-driver");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut proc = Proc {
+            child,
+            name: "chromedriver".into(),
+        };
+        // chromedriver says which port it took once it listens; no sleeping.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+            text
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(port) => Ok((proc, port)),
+            Err(e) => {
+                let _ = proc.child.kill();
+                let status = proc.child.wait().map(|s| s.to_string());
+                let stderr = errors.join().unwrap_or_default();
+                Err(format!("{e}; exit {status:?}; stderr: {}", stderr.trim()))
+            }
         }
     }
 

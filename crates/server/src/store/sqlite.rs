@@ -3070,7 +3070,12 @@ fn ingest_in_transaction(
         let held = match device_results.query_value(&[device.as_str().into()])? {
             Some(raw::Value::Blob(packed)) => latest::stored_json(Some(packed), None)?,
             Some(raw::Value::Text(text)) => Some(text),
-            _ => None,
+            Some(raw::Value::Null) | None => None,
+            Some(other) => {
+                return Err(StoreError::Corrupt(format!(
+                    "device's latest results: {other:?} is neither text nor a blob"
+                )))
+            }
         };
         let merged = latest::merge(held.as_deref(), &incoming)?;
         for change in &merged.changes {
@@ -3081,13 +3086,11 @@ fn ingest_in_transaction(
                 change.since.as_str().into(),
             ])?;
         }
-        let packed_results = merged.json.as_deref().map(|json| match body::pack(json) {
-            Some(packed) => PackedOrText::Packed(packed),
-            None => PackedOrText::Text(json),
-        });
+        // Compressed, else (when it cannot be) as text; NULL keeps the value held.
+        let packed_results = merged.json.as_deref().map(|json| (body::pack(json), json));
         let results_param = match &packed_results {
-            Some(PackedOrText::Packed(p)) => raw::Param::Blob(p),
-            Some(PackedOrText::Text(t)) => raw::Param::Text(t),
+            Some((Some(packed), _)) => raw::Param::Blob(packed),
+            Some((None, json)) => raw::Param::Text(json),
             None => raw::Param::Null,
         };
         for event in &report.events {
@@ -3123,12 +3126,6 @@ fn ingest_in_transaction(
         ])?;
     }
     Ok(outcomes)
-}
-
-/// A value for the database: compressed, or the text when it could not be.
-enum PackedOrText<'a> {
-    Packed(Vec<u8>),
-    Text(&'a str),
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! A report carries all eleven checks, each with a new observation time, so every report
 //! rewrote eleven rows of about 560 bytes: two or three random pages of that table, the
 //! single largest share of the pages a report dirtied and so of the WAL written and the
-//! checkpoints that copy it back. Kept as one zstd-compressed JSON array (about a quarter of
+//! checkpoints that copy it back. Kept as one zstd-compressed JSON array (about an eighth of
 //! its size) on the `devices` row, which the report updates anyway, the same facts dirty no
 //! page of their own. What the admin filters and counts need, each check's status, stays a
 //! row per device and check in `latest_results`, written only when a status changes.
