@@ -28,10 +28,10 @@ use serde_json::Value;
 use crate::util::{cargo, output, run as run_cmd, step, target_dir};
 
 /// Makes `path` a SQLite file of `mb` MB of free pages, for the server to migrate: the
-/// state of a database that held that much and had it pruned. SQLite's page cache does work
-/// at every commit on a database under 1 GB that it skips on a larger one (BENCHMARKS.md,
-/// "the lock-byte page"), so a fresh file alone does not say how a server that has run a
-/// while behaves.
+/// state of a database that held that much and had it pruned. A fresh file grows with the
+/// pages the server writes where a used one takes them from its free list, and below 1 GB
+/// SQLite's stock page cache does work at every commit (BENCHMARKS.md, session 9), so a
+/// fresh file alone does not say how a server that has run a while behaves.
 fn grow_sqlite(path: &Path, mb: u64) -> anyhow::Result<()> {
     let sql = format!(
         "PRAGMA journal_mode = OFF;

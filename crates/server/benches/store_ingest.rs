@@ -11,19 +11,18 @@
 //!
 //! `--grown-mb N` starts from a database file that once held N MB more than it does (the
 //! pages are free, as after pruning old reports), like a server that has run for a while:
-//! SQLite's page cache does work at each commit on a database under 1 GB that it does not
-//! on a larger one (BENCHMARKS.md, "the lock-byte page").
+//! under 1 GB, SQLite's stock page cache does work at each commit that it does not on a
+//! larger database (BENCHMARKS.md, session 9; `store/sqlite/page_cache.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tandem_fleet_sim::{device, report, user};
 use tandem_server::batch::QueuedReport;
-use tandem_server::store::{
-    self, EnrollOutcome, NewDevice, NewEnrollSecret, NewReport, Store, StoreOptions,
-};
-use uuid::Uuid;
+use tandem_server::store::{self, NewReport, Store, StoreOptions};
+
+#[path = "../tests/common/store_fleet.rs"]
+mod store_fleet;
 
 /// The simulated fleet's name, as in its machine ids and hostnames.
 const FLEET: &str = "bench";
@@ -56,28 +55,6 @@ fn args() -> anyhow::Result<Args> {
         seconds: value("--seconds", if bench { 20 } else { 1 })?,
         rounds: value("--rounds", 1)? as usize,
         grown_mb: value("--grown-mb", 0)?,
-    })
-}
-
-/// A report as the handler hands it to the writer: parsed, its body as received, its
-/// results serialized and its body packed. The report is the fleet simulator's.
-fn prepare(store: &dyn Store, device_id: Uuid, device: usize) -> anyhow::Result<QueuedReport> {
-    let now = Utc::now();
-    let report = report(FLEET, device, now);
-    let raw = serde_json::to_string(&report)?;
-    let result_texts = report
-        .results
-        .iter()
-        .map(serde_json::to_string)
-        .collect::<Result<_, _>>()?;
-    let raw_packed = store.pack_report_body(&raw);
-    Ok(QueuedReport {
-        device_id,
-        report,
-        raw,
-        received_at: now,
-        result_texts,
-        raw_packed,
     })
 }
 
@@ -132,39 +109,7 @@ async fn round(args: &Args, n: usize) -> anyhow::Result<()> {
         grow(&url, args.grown_mb).await?;
     }
     let store: Arc<dyn Store> = store::open(&url, &StoreOptions::default()).await?;
-    let secret = [7u8; 32];
-    store
-        .create_enroll_secret(&NewEnrollSecret {
-            id: Uuid::now_v7(),
-            hash: secret,
-            group: "default".into(),
-            created_at: Utc::now(),
-            expires_at: None,
-            max_uses: None,
-            created_by: "bench".into(),
-        })
-        .await?;
-    let mut devices = Vec::with_capacity(args.devices);
-    for i in 0..args.devices {
-        let mut token = [0u8; 32];
-        token[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        let outcome = store
-            .enroll(
-                &secret,
-                &NewDevice {
-                    candidate_id: Uuid::now_v7(),
-                    token_hash: token,
-                    device: device(FLEET, i),
-                    user: user(FLEET, i),
-                    now: Utc::now(),
-                },
-            )
-            .await?;
-        match outcome {
-            EnrollOutcome::Enrolled { device_id, .. } => devices.push(device_id),
-            EnrollOutcome::BadSecret => anyhow::bail!("the bench's enrolment secret was refused"),
-        }
-    }
+    let devices = store_fleet::enrol(&*store, FLEET, args.devices).await?;
 
     // Devices take turns in a shuffled order, as agents on timers do.
     let mut order: Vec<usize> = (0..args.devices).collect();
@@ -186,7 +131,7 @@ async fn round(args: &Args, n: usize) -> anyhow::Result<()> {
         let prepared: Vec<QueuedReport> = (0..args.batch)
             .map(|_| {
                 let d = next.next().unwrap_or_default();
-                prepare(&*store, devices[d], d)
+                store_fleet::queued(&*store, FLEET, devices[d], d, Utc::now())
             })
             .collect::<anyhow::Result<_>>()?;
         let news: Vec<NewReport<'_>> = prepared.iter().map(QueuedReport::as_new).collect();

@@ -20,7 +20,7 @@ use tandem_proto::v1::StatusReport;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::store::{IngestOutcome, NewReport, Store, StoreError};
+use crate::store::{to_json_text, IngestOutcome, NewReport, Store, StoreError};
 
 /// Reports waiting for the writer; each holds at most one request body.
 pub const REPORT_QUEUE: usize = 512;
@@ -43,6 +43,32 @@ pub struct QueuedReport {
 }
 
 impl QueuedReport {
+    /// A report received as `raw` and parsed as `report`, with the work done that the
+    /// writer would otherwise do in its one task: its results serialized and its body
+    /// packed as `store` keeps it.
+    pub fn new(
+        store: &dyn Store,
+        device_id: Uuid,
+        report: StatusReport,
+        raw: String,
+        received_at: DateTime<Utc>,
+    ) -> Result<QueuedReport, StoreError> {
+        let result_texts = report
+            .results
+            .iter()
+            .map(to_json_text)
+            .collect::<Result<Vec<_>, _>>()?;
+        let raw_packed = store.pack_report_body(&raw);
+        Ok(QueuedReport {
+            device_id,
+            report,
+            raw,
+            received_at,
+            result_texts,
+            raw_packed,
+        })
+    }
+
     /// The report as the store takes it.
     pub fn as_new(&self) -> NewReport<'_> {
         NewReport {

@@ -9,12 +9,11 @@ use std::str::FromStr as _;
 
 use chrono::Utc;
 use sqlx::ConnectOptions as _;
-use tandem_fleet_sim::{device, report, user};
 use tandem_server::batch::QueuedReport;
-use tandem_server::store::{
-    self, sqlite::page_cache, EnrollOutcome, NewDevice, NewEnrollSecret, NewReport, StoreOptions,
-};
-use uuid::Uuid;
+use tandem_server::store::{self, sqlite::page_cache, NewReport, StoreOptions};
+
+#[path = "common/store_fleet.rs"]
+mod store_fleet;
 
 #[tokio::test]
 async fn the_layer_leaves_out_commit_scans_and_the_database_stays_whole() {
@@ -25,36 +24,8 @@ async fn the_layer_leaves_out_commit_scans_and_the_database_stays_whole() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = store::open(&url, &StoreOptions::default()).await.unwrap();
-    let secret = [3u8; 32];
-    store
-        .create_enroll_secret(&NewEnrollSecret {
-            id: Uuid::now_v7(),
-            hash: secret,
-            group: "default".into(),
-            created_at: Utc::now(),
-            expires_at: None,
-            max_uses: None,
-            created_by: "test".into(),
-        })
-        .await
-        .unwrap();
     const DEVICES: usize = 300;
-    let mut ids = Vec::new();
-    for i in 0..DEVICES {
-        let mut token = [0u8; 32];
-        token[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        let new = NewDevice {
-            candidate_id: Uuid::now_v7(),
-            token_hash: token,
-            device: device("layer", i),
-            user: user("layer", i),
-            now: Utc::now(),
-        };
-        match store.enroll(&secret, &new).await.unwrap() {
-            EnrollOutcome::Enrolled { device_id, .. } => ids.push(device_id),
-            EnrollOutcome::BadSecret => panic!("secret refused"),
-        }
-    }
+    let ids = store_fleet::enrol(&*store, "layer", DEVICES).await.unwrap();
     let before = page_cache::truncates();
     // Enough reports, over devices in a scattered order, for B-tree pages to split and
     // the balancer to reorder siblings many times over.
@@ -63,21 +34,7 @@ async fn the_layer_leaves_out_commit_scans_and_the_database_stays_whole() {
         let queued: Vec<QueuedReport> = (0..DEVICES)
             .map(|n| {
                 let d = (n * 7 + round * 13) % DEVICES;
-                let now = Utc::now();
-                let report = report("layer", d, now);
-                let raw = serde_json::to_string(&report).unwrap();
-                QueuedReport {
-                    device_id: ids[d],
-                    result_texts: report
-                        .results
-                        .iter()
-                        .map(|r| serde_json::to_string(r).unwrap())
-                        .collect(),
-                    raw_packed: store.pack_report_body(&raw),
-                    report,
-                    raw,
-                    received_at: now,
-                }
+                store_fleet::queued(&*store, "layer", ids[d], d, Utc::now()).unwrap()
             })
             .collect();
         for chunk in queued.chunks(50) {

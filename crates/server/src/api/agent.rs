@@ -20,9 +20,7 @@ use super::extract::{ApiJson, ApiQuery, DeviceAuth, PeerAddr, RawJson, ReportRoo
 use super::{validate, SharedState};
 use crate::batch::{IngestError, QueuedReport};
 use crate::keys::{hash_secret, new_secret};
-use crate::store::{
-    to_json_text, EnrollOutcome, IngestOutcome, NewDevice, StoredPolicy, DEFAULT_GROUP,
-};
+use crate::store::{EnrollOutcome, IngestOutcome, NewDevice, StoredPolicy, DEFAULT_GROUP};
 use crate::webhooks;
 
 /// `POST /api/v1/enroll`.
@@ -99,28 +97,11 @@ pub async fn report(
     let hostname = body.value.inventory.device.hostname.clone();
     let sent_at = body.value.sent_at;
     // Here, in parallel, rather than in the one writer task that stores the batch.
-    let result_texts = body
-        .value
-        .results
-        .iter()
-        .map(to_json_text)
-        .collect::<Result<Vec<_>, _>>()?;
-    let raw_packed = state.store.pack_report_body(&body.raw);
-    let outcome = state
-        .writers
-        .ingest(QueuedReport {
-            device_id: device.id,
-            report: body.value,
-            raw: body.raw,
-            received_at: now,
-            result_texts,
-            raw_packed,
-        })
-        .await
-        .map_err(|e| match e {
-            IngestError::Full => ApiError::Overloaded,
-            IngestError::Store(e) => e.into(),
-        })?;
+    let queued = QueuedReport::new(&*state.store, device.id, body.value, body.raw, now)?;
+    let outcome = state.writers.ingest(queued).await.map_err(|e| match e {
+        IngestError::Full => ApiError::Overloaded,
+        IngestError::Store(e) => e.into(),
+    })?;
     if fixed_hook
         && failing_before > 0
         && outcome == IngestOutcome::Stored

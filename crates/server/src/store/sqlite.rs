@@ -3158,27 +3158,20 @@ mod tests {
             .into();
         before.run(&pool).await.unwrap();
         let device = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO devices (id, machine_id, group_name, hostname, os, os_version,
-                                  user_login, enrolled_at)
-             VALUES (?, 'm1', 'default', 'ada-laptop', 'linux', '12', 'ada',
-                     '2026-11-01T09:00:00.000000Z')",
-        )
-        .bind(device.to_string())
-        .execute(&pool)
-        .await
-        .unwrap();
-        // A second device that never reported keeps no results.
-        sqlx::query(
-            "INSERT INTO devices (id, machine_id, group_name, hostname, os, os_version,
-                                  user_login, enrolled_at)
-             VALUES (?, 'm2', 'default', 'bob-laptop', 'linux', '12', 'bob',
-                     '2026-11-01T09:00:00.000000Z')",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .execute(&pool)
-        .await
-        .unwrap();
+        // Bob's device never reported, and keeps no results.
+        for (id, user) in [(device, "ada"), (Uuid::now_v7(), "bob")] {
+            sqlx::query(
+                "INSERT INTO devices (id, machine_id, group_name, hostname, os, os_version,
+                                      user_login, enrolled_at)
+                 VALUES (?1, ?2, 'default', ?2 || '-laptop', 'linux', '12', ?2,
+                         '2026-11-01T09:00:00.000000Z')",
+            )
+            .bind(id.to_string())
+            .bind(user)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
         for (check, status, at) in [
             ("firewall", "fail", "2026-11-28T10:00:00.000000Z"),
             ("screen_lock", "pass", "2026-11-28T10:00:01.000000Z"),

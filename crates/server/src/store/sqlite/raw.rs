@@ -338,14 +338,20 @@ impl Stmt<'_> {
     /// skipped) and returns how many rows it inserted, updated or deleted.
     pub fn execute(&mut self, params: &[Param<'_>]) -> Result<u64, RawError> {
         let result = self.bind_and_step(params);
+        self.reset();
+        result
+    }
+
+    /// Makes the statement runnable again and drops its bindings: the end of every use.
+    fn reset(&mut self) {
         // SAFETY: `stmt` is a live statement of this connection. Reset makes it runnable
         // again, and clearing drops the borrowed texts bound without a copy, so none
-        // outlives this call. Their result codes repeat the step's, handled above.
+        // outlives the call that bound them. Their result codes repeat the step's, which
+        // the caller handled.
         unsafe {
             ffi::sqlite3_reset(self.stmt.as_ptr());
             ffi::sqlite3_clear_bindings(self.stmt.as_ptr());
         }
-        result
     }
 
     /// Binds `params` to `?1…?n` and returns the first column of the first row the
@@ -363,11 +369,7 @@ impl Stmt<'_> {
                 rc => Err(self.conn.error(rc)),
             }
         });
-        // SAFETY: as in `execute`.
-        unsafe {
-            ffi::sqlite3_reset(self.stmt.as_ptr());
-            ffi::sqlite3_clear_bindings(self.stmt.as_ptr());
-        }
+        self.reset();
         result
     }
 
