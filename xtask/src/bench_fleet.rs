@@ -11,7 +11,7 @@
 //!
 //! Options: `--backend sqlite|postgres`, `--agents N` (20000), `--push-agents N` (10000),
 //! `--ingest-agents N` (2000), `--rate R` (5000), `--duration S` (30), `--only
-//! ingest|push|longpoll`, `--no-build`, `--server-bin PATH`, `--grown-mb N` (SQLite: start
+//! ingest|push|longpoll`, `--no-build`, `--server-bin PATH`, `--sim-bin PATH`, `--grown-mb N` (SQLite: start
 //! from a database file that once held N MB, its pages now free, as on a server that has
 //! run a while and pruned old reports; made with the `sqlite3` CLI). PostgreSQL: `TANDEM_BENCH_DATABASE_URL` names an existing empty
 //! database; otherwise a temporary cluster is made with `initdb` (as the `postgres` user
@@ -126,7 +126,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         path if path.is_empty() => bin.join("tandem-server"),
         path => std::path::PathBuf::from(path),
     };
-    let sim_bin = bin.join("tandem-fleet-sim");
+    // `--sim-bin` likewise, for A/B pairs of two simulator builds.
+    let sim_bin = match flag(args, "--sim-bin", String::new())? {
+        path if path.is_empty() => bin.join("tandem-fleet-sim"),
+        path => std::path::PathBuf::from(path),
+    };
     let dir = std::env::temp_dir().join(format!("tandem-bench-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
 

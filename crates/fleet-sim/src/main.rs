@@ -14,17 +14,23 @@
 //! before asking for thousands of agents.
 
 use std::io::BufRead as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use clap::{Parser, Subcommand};
-use reqwest::{header, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use reqwest::header::{self, HeaderValue};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tandem_proto::v1::{self, EnrollRequest, EnrollResponse, PolicyVersion};
+use tokio::net::TcpSocket;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -128,11 +134,15 @@ struct Agent {
     n: usize,
     token: String,
     client: reqwest::Client,
+    /// The source address its connections use (`None`: the system's choice).
+    local_addr: Option<IpAddr>,
 }
 
 struct Sim {
     base: String,
     clients: Vec<reqwest::Client>,
+    /// The source address of each of `clients`, for the report connections.
+    local_addrs: Vec<Option<IpAddr>>,
     server_pid: Option<u32>,
 }
 
@@ -144,19 +154,21 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     let mut clients = Vec::new();
+    let mut local_addrs = Vec::new();
     for k in 0..cli.source_addrs.max(1) {
-        let mut builder = reqwest::Client::builder()
+        let local = (cli.source_addrs > 1)
+            .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, cli.first_source.saturating_add(k))));
+        let builder = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(600))
-            .tcp_nodelay(true);
-        if cli.source_addrs > 1 {
-            let last = cli.first_source.saturating_add(k);
-            builder = builder.local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)));
-        }
+            .tcp_nodelay(true)
+            .local_address(local);
         clients.push(builder.build().context("could not build an HTTP client")?);
+        local_addrs.push(local);
     }
     let sim = Arc::new(Sim {
         base: cli.server.trim_end_matches('/').to_owned(),
         clients,
+        local_addrs,
         server_pid: cli.server_pid,
     });
     match cli.mode {
@@ -276,6 +288,7 @@ async fn enroll_all(
 
 async fn enroll_one(sim: &Sim, secret: &str, name: &str, i: usize) -> Result<Agent> {
     let client = sim.clients[i % sim.clients.len()].clone();
+    let local_addr = sim.local_addrs[i % sim.local_addrs.len()];
     let request = EnrollRequest {
         enroll_secret: secret.to_owned(),
         device: tandem_fleet_sim::device(name, i),
@@ -295,6 +308,7 @@ async fn enroll_one(sim: &Sim, secret: &str, name: &str, i: usize) -> Result<Age
                     n: i,
                     token: enrolled.device_token,
                     client,
+                    local_addr,
                 });
             }
             // The per-address enrolment limit: the bench turns it off, a person may not.
@@ -349,6 +363,107 @@ impl ReportTemplate {
     fn len(&self) -> usize {
         self.before_id.len() + self.between.len() + self.after_sent_at.len()
     }
+}
+
+/// Where reports go: the server's socket address and the request line's parts, worked out
+/// once for the whole fleet.
+struct ReportServer {
+    addr: SocketAddr,
+    host: HeaderValue,
+    path: String,
+}
+
+impl ReportServer {
+    /// `base` is the server's base URL; reports need plain `http://` (the simulator drives
+    /// a server on this machine, not one behind TLS).
+    async fn resolve(base: &str) -> Result<ReportServer> {
+        let rest = base
+            .strip_prefix("http://")
+            .with_context(|| format!("ingest needs an http:// server URL, not {base}"))?;
+        let (authority, prefix) = match rest.find('/') {
+            Some(at) => rest.split_at(at),
+            None => (rest, ""),
+        };
+        let addr = tokio::net::lookup_host(authority)
+            .await
+            .with_context(|| format!("could not resolve {authority}"))?
+            .next()
+            .with_context(|| format!("{authority} has no address"))?;
+        Ok(ReportServer {
+            addr,
+            host: HeaderValue::from_str(authority).context("the server's host")?,
+            path: format!("{prefix}{}", v1::PATH_REPORTS),
+        })
+    }
+}
+
+/// One agent's report connection: HTTP/1.1 straight on hyper's client connection, kept
+/// open between reports and made again after an error. Not reqwest's pooled client: the
+/// simulator shares the machine's two cores with the server it measures, and reqwest's
+/// pool, URL parsing and layers cost about twice the CPU per report (BENCHMARKS.md).
+struct ReportConn {
+    sender: Option<SendRequest<Full<Bytes>>>,
+    authorization: HeaderValue,
+    local_addr: Option<IpAddr>,
+}
+
+impl ReportConn {
+    fn new(agent: &Agent) -> Result<ReportConn> {
+        Ok(ReportConn {
+            sender: None,
+            authorization: HeaderValue::from_str(&format!("Bearer {}", agent.token))
+                .context("the server sent a device token that is not a header value")?,
+            local_addr: agent.local_addr,
+        })
+    }
+
+    /// Posts one report and reads the whole answer; the answer's status.
+    async fn post(&mut self, server: &ReportServer, body: String) -> Result<StatusCode> {
+        let result = self.try_post(server, body).await;
+        if result.is_err() {
+            // Made again for the next report.
+            self.sender = None;
+        }
+        result
+    }
+
+    async fn try_post(&mut self, server: &ReportServer, body: String) -> Result<StatusCode> {
+        let sender = match &mut self.sender {
+            Some(sender) => sender,
+            None => self
+                .sender
+                .insert(connect(server.addr, self.local_addr).await?),
+        };
+        let request = hyper::Request::post(server.path.as_str())
+            .header(header::HOST, server.host.clone())
+            .header(header::AUTHORIZATION, self.authorization.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        // Read to its end, so the connection can carry the next report.
+        response.into_body().collect().await?;
+        Ok(status)
+    }
+}
+
+/// An HTTP/1.1 connection to `addr`, from `local` when given.
+async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> Result<SendRequest<Full<Bytes>>> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(local) = local {
+        socket.bind(SocketAddr::new(local, 0))?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    // Drives the connection until it closes or `sender` is dropped.
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 /// Sorted-sample percentile in milliseconds.
@@ -409,11 +524,12 @@ async fn ingest(
     let measure_from = t0 + Duration::from_secs(warmup);
     let end = measure_from + Duration::from_secs(duration);
     let tally = Arc::new(IngestTally::default());
-    let url = Arc::new(sim.url(v1::PATH_REPORTS));
+    let server = Arc::new(ReportServer::resolve(&sim.base).await?);
     let mut tasks = JoinSet::new();
     for agent in fleet {
         let template = report_template(name, agent.n)?;
-        let (tally, url) = (Arc::clone(&tally), Arc::clone(&url));
+        let mut conn = ReportConn::new(&agent)?;
+        let (tally, server) = (Arc::clone(&tally), Arc::clone(&server));
         // Agents start spread over one interval, as a real fleet's timers are.
         let first = match interval {
             Some(every) => t0 + every.mul_f64(agent.n as f64 / n as f64),
@@ -438,26 +554,10 @@ async fn ingest(
                 body.push_str(&sent_at);
                 body.push_str(&template.after_sent_at);
                 let sent = Instant::now();
-                let answer = agent
-                    .client
-                    .post(url.as_str())
-                    .bearer_auth(&agent.token)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                let outcome = match answer {
-                    Ok(response) => {
-                        let status = response.status();
-                        // The body is read so the connection can be reused.
-                        let read = response.bytes().await;
-                        match (status, read) {
-                            (StatusCode::ACCEPTED, Ok(_)) => &tally.ok,
-                            (StatusCode::SERVICE_UNAVAILABLE, _) => &tally.overloaded,
-                            _ => &tally.errors,
-                        }
-                    }
-                    Err(_) => &tally.errors,
+                let outcome = match conn.post(&server, body).await {
+                    Ok(StatusCode::ACCEPTED) => &tally.ok,
+                    Ok(StatusCode::SERVICE_UNAVAILABLE) => &tally.overloaded,
+                    Ok(_) | Err(_) => &tally.errors,
                 };
                 let done = Instant::now();
                 if sent >= measure_from && done <= end {
