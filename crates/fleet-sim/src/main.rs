@@ -887,3 +887,105 @@ async fn push(
     println!("RESULT {result}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_report_server_is_taken_from_the_base_url() {
+        let server = ReportServer::resolve("http://127.0.0.1:8080/tandem")
+            .await
+            .unwrap();
+        assert_eq!(server.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(server.host, "127.0.0.1:8080");
+        assert_eq!(server.path, format!("/tandem{}", v1::PATH_REPORTS));
+        let bare = ReportServer::resolve("http://127.0.0.1:8080")
+            .await
+            .unwrap();
+        assert_eq!(bare.path, v1::PATH_REPORTS);
+        let tls = ReportServer::resolve("https://127.0.0.1:8443").await;
+        assert!(tls.is_err(), "reports need plain HTTP");
+    }
+
+    /// One request as it arrived, read up to the end of its body.
+    async fn read_request(stream: &mut tokio::net::TcpStream) -> String {
+        let mut buf = Vec::new();
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the connection closed mid-request");
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_lowercase();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .and_then(|n| n.trim().parse().ok())
+                    .expect("a content-length");
+                if body.len() >= length {
+                    return String::from_utf8(buf).unwrap();
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_report_connection_posts_and_is_made_again_after_the_server_closes_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Each connection carries one request, then the server closes it.
+        let answers = ["202 Accepted", "503 Service Unavailable"];
+        let server_side = tokio::spawn(async move {
+            let mut requests = Vec::new();
+            for status in answers {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                requests.push(read_request(&mut stream).await);
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+                );
+                stream.write_all(answer.as_bytes()).await.unwrap();
+            }
+            requests
+        });
+        let server = ReportServer {
+            addr,
+            host: HeaderValue::from_static("sim.test"),
+            path: "/reports".into(),
+        };
+        let mut conn = ReportConn {
+            sender: None,
+            authorization: HeaderValue::from_static("Bearer t0ken"),
+            local_addr: None,
+        };
+        let first = conn.post(&server, r#"{"n":1}"#.into()).await.unwrap();
+        assert_eq!(first, StatusCode::ACCEPTED);
+        // The closed connection may fail one attempt; the one after connects again.
+        let mut second = None;
+        for _ in 0..3 {
+            if let Ok(status) = conn.post(&server, r#"{"n":2}"#.into()).await {
+                second = Some(status);
+                break;
+            }
+        }
+        assert_eq!(second, Some(StatusCode::SERVICE_UNAVAILABLE));
+        let requests = server_side.await.unwrap();
+        for (request, n) in requests.iter().zip([1, 2]) {
+            let lower = request.to_lowercase();
+            assert!(lower.starts_with("post /reports http/1.1\r\n"), "{request}");
+            assert!(lower.contains("\r\nhost: sim.test\r\n"), "{request}");
+            assert!(
+                lower.contains("\r\nauthorization: bearer t0ken\r\n"),
+                "{request}"
+            );
+            assert!(
+                lower.contains("\r\ncontent-type: application/json\r\n"),
+                "{request}"
+            );
+            assert!(request.ends_with(&format!(r#"{{"n":{n}}}"#)), "{request}");
+        }
+    }
+}

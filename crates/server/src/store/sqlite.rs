@@ -2771,7 +2771,7 @@ impl Checkpoints {
 /// began, their pages scattered over the database file (an fsync of 1,000 scattered pages
 /// takes 20 ms on this machine, of 100 about 6). So when one is due the task first
 /// [`converge`]s, and signals the writer only then: the writer's catch-ups went from a
-/// median of 38 ms to 16 (BENCHMARKS.md, session 10).
+/// median of about 40 ms to 16–23 (BENCHMARKS.md, session 10).
 fn catch_up_due(passes: u32) -> bool {
     passes >= CATCH_UP_PASSES
 }
