@@ -3172,13 +3172,14 @@ fn ingest_in_transaction(
 mod tests {
     use super::*;
 
-    /// A database written before results moved onto the devices row (migration 70) keeps
-    /// every device's results, statuses and the filters on them.
-    #[tokio::test]
-    async fn a_devices_newest_report_moves_onto_its_row_in_the_migration() {
+    /// A database file at the schema from before migration `version`, with two devices
+    /// enrolled, Ada's and Bob's (`ids`): its directory, URL and a pool on it.
+    async fn database_before(
+        version: i64,
+        ids: [Uuid; 2],
+    ) -> (tempfile::TempDir, String, SqlitePool) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.db");
-        let url = format!("sqlite://{}", path.display());
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
         let options = SqliteConnectOptions::from_str(&url)
             .unwrap()
             .create_if_missing(true)
@@ -3192,13 +3193,12 @@ mod tests {
         before.migrations = before
             .migrations
             .iter()
-            .filter(|m| m.version < 80)
+            .filter(|m| m.version < version)
             .cloned()
             .collect::<Vec<_>>()
             .into();
         before.run(&pool).await.unwrap();
-        let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
-        for (id, user) in [(ada, "ada"), (bob, "bob")] {
+        for (id, user) in ids.into_iter().zip(["ada", "bob"]) {
             sqlx::query(
                 "INSERT INTO devices (id, machine_id, group_name, hostname, os, os_version,
                                       user_login, enrolled_at)
@@ -3211,6 +3211,15 @@ mod tests {
             .await
             .unwrap();
         }
+        (dir, url, pool)
+    }
+
+    /// A database written before a device's newest report id moved onto its row (migration
+    /// 80) finds each device's newest report, and retention keeps it.
+    #[tokio::test]
+    async fn a_devices_newest_report_moves_onto_its_row_in_the_migration() {
+        let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let (_dir, url, pool) = database_before(80, [ada, bob]).await;
         // Ada's three reports, interleaved with one of Bob's, all older than retention.
         for (device, n) in [(ada, 1), (bob, 1), (ada, 2), (ada, 3)] {
             sqlx::query(
@@ -3268,44 +3277,13 @@ mod tests {
         );
     }
 
+    /// A database written before results moved onto the devices row (migration 70) keeps
+    /// every device's results, statuses and the filters on them.
     #[tokio::test]
     async fn results_held_as_rows_move_onto_their_device_in_the_migration() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.db");
-        let url = format!("sqlite://{}", path.display());
-        let options = SqliteConnectOptions::from_str(&url)
-            .unwrap()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .unwrap();
-        let mut before = sqlx::migrate!("migrations/sqlite");
-        before.migrations = before
-            .migrations
-            .iter()
-            .filter(|m| m.version < 70)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
-        before.run(&pool).await.unwrap();
         let device = Uuid::now_v7();
         // Bob's device never reported, and keeps no results.
-        for (id, user) in [(device, "ada"), (Uuid::now_v7(), "bob")] {
-            sqlx::query(
-                "INSERT INTO devices (id, machine_id, group_name, hostname, os, os_version,
-                                      user_login, enrolled_at)
-                 VALUES (?1, ?2, 'default', ?2 || '-laptop', 'linux', '12', ?2,
-                         '2026-11-01T09:00:00.000000Z')",
-            )
-            .bind(id.to_string())
-            .bind(user)
-            .execute(&pool)
-            .await
-            .unwrap();
-        }
+        let (_dir, url, pool) = database_before(70, [device, Uuid::now_v7()]).await;
         for (check, status, at) in [
             ("firewall", "fail", "2026-11-28T10:00:00.000000Z"),
             ("screen_lock", "pass", "2026-11-28T10:00:01.000000Z"),
