@@ -1003,11 +1003,7 @@ impl Store for SqliteStore {
         tx.commit().await?;
         let devices = rows
             .iter()
-            .map(|row| {
-                let results =
-                    latest::decode(row.try_get("results_packed")?, row.try_get("results_text")?)?;
-                device_from_row(row, results)
-            })
+            .map(|row| device_from_row(row, latest::from_row(row)?))
             .collect::<Result<_, _>>()?;
         Ok(DevicePage {
             devices,
@@ -1032,7 +1028,7 @@ impl Store for SqliteStore {
         let Some(row) = sqlx::query(&sql).bind(&id).fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
-        let results = latest::decode(row.try_get("results_packed")?, row.try_get("results_text")?)?;
+        let results = latest::from_row(&row)?;
         let reports = sqlx::query(
             "SELECT report_id, received_at, sent_at, agent_version FROM reports
              WHERE device_id = ? ORDER BY id DESC LIMIT ?",
@@ -1085,7 +1081,7 @@ impl Store for SqliteStore {
         .bind(&id)
         .fetch_optional(&mut *tx)
         .await?
-        .map(|row| body::unpack(row.try_get("body_packed")?, row.try_get("body_text")?))
+        .map(|row| body::from_row(&row))
         .transpose()?;
         tx.commit().await?;
         Ok(Some(DeviceDetail {
@@ -2224,7 +2220,7 @@ impl Store for SqliteStore {
         .map(|row| {
             Ok(console::StoredReportBody {
                 received_at: parse_ts(&row.try_get::<String, _>("received_at")?)?,
-                body: body::unpack(row.try_get("body_packed")?, row.try_get("body_text")?)?,
+                body: body::from_row(row)?,
             })
         })
         .collect()
@@ -3348,15 +3344,13 @@ mod tests {
         assert_eq!(since[0].2.to_rfc3339(), "2026-11-28T10:00:00+00:00");
     }
 
-    #[tokio::test]
-    async fn the_checkpoint_task_copies_the_wal_into_the_database_file_and_ends_with_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .unwrap()
+    /// A WAL database at `path` that only the checkpoint task under test checkpoints, with
+    /// an empty table `t (v)`.
+    async fn wal_database(path: &std::path::Path) -> SqlitePool {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // Only the task checkpoints here.
             .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
@@ -3367,6 +3361,14 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
+        pool
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_task_copies_the_wal_into_the_database_file_and_ends_with_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let pool = wal_database(&path).await;
         for _ in 0..64 {
             sqlx::query("INSERT INTO t (v) VALUES (?)")
                 .bind("x".repeat(4000))
@@ -3420,18 +3422,7 @@ mod tests {
     #[tokio::test]
     async fn converging_stops_at_a_short_pass() {
         let dir = tempfile::tempdir().unwrap();
-        let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("c.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new()
-            .connect_with(options)
-            .await
-            .unwrap();
-        sqlx::query("CREATE TABLE t (v TEXT)")
-            .execute(&pool)
-            .await
-            .unwrap();
+        let pool = wal_database(&dir.path().join("c.db")).await;
         // Nothing is committed meanwhile, so the second pass has nothing to copy.
         let made = converge(&pool).await;
         assert!((1..=2).contains(&made), "{made} passes on an idle database");

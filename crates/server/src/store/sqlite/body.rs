@@ -9,6 +9,9 @@
 
 use std::cell::RefCell;
 
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row as _;
+
 use super::super::StoreError;
 
 /// zstd's fastest regular level: report bodies are repetitive JSON and compress to about a
@@ -44,12 +47,17 @@ pub fn pack(raw: &str) -> Option<Vec<u8>> {
 }
 
 /// The SQL that reads a `body` column as two columns, `body_packed` (a compressed body, else
-/// NULL) and `body_text` (a body stored as text, else NULL), for [`unpack`].
+/// NULL) and `body_text` (a body stored as text, else NULL), for [`from_row`].
 pub const SELECT_BODY: &str = "CASE WHEN typeof(body) = 'blob' THEN body END AS body_packed, \
      CASE WHEN typeof(body) = 'blob' THEN NULL ELSE body END AS body_text";
 
+/// The body exactly as it was received, from a row that selected [`SELECT_BODY`].
+pub fn from_row(row: &SqliteRow) -> Result<String, StoreError> {
+    unpack(row.try_get("body_packed")?, row.try_get("body_text")?)
+}
+
 /// The body exactly as it was received, from the two columns of [`SELECT_BODY`].
-pub fn unpack(packed: Option<Vec<u8>>, text: Option<String>) -> Result<String, StoreError> {
+fn unpack(packed: Option<Vec<u8>>, text: Option<String>) -> Result<String, StoreError> {
     match (packed, text) {
         (Some(packed), _) => inflate(&packed, "stored report body"),
         (None, Some(text)) => Ok(text),

@@ -19,12 +19,14 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row as _;
 use tandem_proto::CheckResult;
 
 use super::super::{parse_check_result, StoreError};
 use super::body;
 
-/// The SQL that reads `d.results` as `results_packed` and `results_text`, for [`decode`].
+/// The SQL that reads `d.results` as `results_packed` and `results_text`, for [`from_row`].
 pub const SELECT_RESULTS: &str =
     "CASE WHEN typeof(d.results) = 'blob' THEN d.results END AS results_packed, \
      CASE WHEN typeof(d.results) = 'blob' THEN NULL ELSE d.results END AS results_text";
@@ -89,11 +91,13 @@ fn parse(json: &str) -> Result<Vec<Entry<'_>>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("device's latest results: {e}")))
 }
 
+/// The device's results, in check order, from a row that selected [`SELECT_RESULTS`].
+pub fn from_row(row: &SqliteRow) -> Result<Vec<CheckResult>, StoreError> {
+    decode(row.try_get("results_packed")?, row.try_get("results_text")?)
+}
+
 /// The device's results, in check order, from the two columns of [`SELECT_RESULTS`].
-pub fn decode(
-    packed: Option<Vec<u8>>,
-    text: Option<String>,
-) -> Result<Vec<CheckResult>, StoreError> {
+fn decode(packed: Option<Vec<u8>>, text: Option<String>) -> Result<Vec<CheckResult>, StoreError> {
     let Some(json) = stored_json(packed, text)? else {
         return Ok(Vec::new());
     };
