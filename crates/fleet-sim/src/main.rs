@@ -140,10 +140,16 @@ struct Agent {
 
 struct Sim {
     base: String,
-    clients: Vec<reqwest::Client>,
-    /// The source address of each of `clients`, for the report connections.
-    local_addrs: Vec<Option<IpAddr>>,
+    /// One per source address; agents take them in turn.
+    sources: Vec<Source>,
     server_pid: Option<u32>,
+}
+
+/// A loopback source address (`None`: the system's choice) and a client bound to it; the
+/// report connections bind it themselves.
+struct Source {
+    client: reqwest::Client,
+    local_addr: Option<IpAddr>,
 }
 
 fn main() -> Result<()> {
@@ -153,22 +159,21 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let mut clients = Vec::new();
-    let mut local_addrs = Vec::new();
+    let mut sources = Vec::new();
     for k in 0..cli.source_addrs.max(1) {
-        let local = (cli.source_addrs > 1)
+        let local_addr = (cli.source_addrs > 1)
             .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, cli.first_source.saturating_add(k))));
-        let builder = reqwest::Client::builder()
+        let client = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(600))
             .tcp_nodelay(true)
-            .local_address(local);
-        clients.push(builder.build().context("could not build an HTTP client")?);
-        local_addrs.push(local);
+            .local_address(local_addr)
+            .build()
+            .context("could not build an HTTP client")?;
+        sources.push(Source { client, local_addr });
     }
     let sim = Arc::new(Sim {
         base: cli.server.trim_end_matches('/').to_owned(),
-        clients,
-        local_addrs,
+        sources,
         server_pid: cli.server_pid,
     });
     match cli.mode {
@@ -222,7 +227,8 @@ impl Sim {
 
     /// The server's `tandem_policy_long_polls_parked` gauge.
     async fn parked(&self) -> Result<usize> {
-        let text = self.clients[0]
+        let text = self.sources[0]
+            .client
             .get(self.url("/metrics"))
             .send()
             .await?
@@ -287,8 +293,8 @@ async fn enroll_all(
 }
 
 async fn enroll_one(sim: &Sim, secret: &str, name: &str, i: usize) -> Result<Agent> {
-    let client = sim.clients[i % sim.clients.len()].clone();
-    let local_addr = sim.local_addrs[i % sim.local_addrs.len()];
+    let source = &sim.sources[i % sim.sources.len()];
+    let (client, local_addr) = (source.client.clone(), source.local_addr);
     let request = EnrollRequest {
         enroll_secret: secret.to_owned(),
         device: tandem_fleet_sim::device(name, i),
@@ -836,7 +842,8 @@ async fn push(
     let body =
         json!({"org": {"name": format!("Fleet simulator push {}", Utc::now().to_rfc3339())}});
     let put_at = Instant::now();
-    let response = sim.clients[0]
+    let response = sim.sources[0]
+        .client
         .put(sim.url(&format!("/api/v1/admin/groups/{group}/policy")))
         .bearer_auth(admin_token)
         .json(&body)
