@@ -255,6 +255,17 @@ fn release_part(n: u64) -> Result<i64, StoreError> {
 }
 
 /// The columns `device_from_row` reads.
+/// A device's newest reports (?1 its id, ?2 how many at most) as the rows of `history`,
+/// each its report's row id: the chain from the device row's `last_report_id` back through
+/// each report's `prev_id` (migration 90), which ends where retention pruned. A report's
+/// `prev_id` is always older than it, so the chain cannot loop; it is cut at ?2 anyway.
+const HISTORY: &str = "WITH RECURSIVE history (id, n) AS (
+    SELECT last_report_id, 1 FROM devices
+    WHERE id = ?1 AND last_report_id IS NOT NULL AND ?2 > 0
+    UNION ALL
+    SELECT r.prev_id, history.n + 1 FROM history JOIN reports r ON r.id = history.id
+    WHERE r.prev_id IS NOT NULL AND history.n < ?2)";
+
 const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.os, d.os_version, d.group_name, d.user_login,
     d.enrolled_at, d.last_report_at, d.policy_version, d.applied_policy_etag";
 
@@ -1029,10 +1040,12 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let results = latest::from_row(&row)?;
-        let reports = sqlx::query(
-            "SELECT report_id, received_at, sent_at, agent_version FROM reports
-             WHERE device_id = ? ORDER BY id DESC LIMIT ?",
-        )
+        let reports = sqlx::query(&format!(
+            "{HISTORY}
+             SELECT r.report_id, r.received_at, r.sent_at, r.agent_version
+             FROM history JOIN reports r ON r.id = history.id
+             WHERE r.device_id = ?1 ORDER BY r.id DESC"
+        ))
         .bind(&id)
         .bind(i64::from(history))
         .fetch_all(&mut *tx)
@@ -2209,7 +2222,10 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<console::StoredReportBody>, StoreError> {
         sqlx::query(&format!(
-            "SELECT received_at, {} FROM reports WHERE device_id = ? ORDER BY id DESC LIMIT ?",
+            "{HISTORY}
+             SELECT r.received_at, {}
+             FROM history JOIN reports r ON r.id = history.id
+             WHERE r.device_id = ?1 ORDER BY r.id DESC",
             body::SELECT_BODY
         ))
         .bind(device.to_string())
@@ -2957,11 +2973,12 @@ fn write_batch(
     }
 }
 
-/// The report's row id when stored, no row for a replay.
+/// The report's row id when stored, no row for a replay. The row names the device's report
+/// before it, its newest until now, for the device's history to follow (migration 90).
 const INSERT_REPORT: &str = "
-INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-ON CONFLICT (device_id, report_id) DO NOTHING
+INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body, prev_id)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT last_report_id FROM devices WHERE id = ?1))
+ON CONFLICT (report_id, device_id) DO NOTHING
 RETURNING id";
 
 /// The device's newest results as held ([`latest`]), for the writer to fold a report into.
@@ -3271,6 +3288,136 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// A database written before reports were chained (migration 90) lists each device's
+    /// history as before, newest first and only its own; ingest and retention go on from
+    /// it, and no row id is handed out twice.
+    #[tokio::test]
+    async fn each_devices_reports_are_chained_in_the_migration() {
+        let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let (_dir, url, pool) = database_before(90, [ada, bob]).await;
+        // Ada's three reports, interleaved with Bob's one, older than retention. Bob's
+        // second is deleted again: the sequence stands past the largest id left.
+        let mut report_ids = Vec::new();
+        for (device, n, day) in [
+            (ada, 1, "01"),
+            (bob, 1, "02"),
+            (ada, 2, "03"),
+            (ada, 3, "04"),
+            (bob, 2, "05"),
+        ] {
+            let report_id = Uuid::now_v7();
+            report_ids.push(report_id);
+            sqlx::query(
+                "INSERT INTO reports (device_id, report_id, received_at, sent_at,
+                                      agent_version, body)
+                 VALUES (?1, ?2, ?3, ?3, '0.1.0', ?4)",
+            )
+            .bind(device.to_string())
+            .bind(report_id.to_string())
+            .bind(format!("2026-10-{day}T09:00:00.000000Z"))
+            .bind(format!("{{\"n\":{n}}}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let sequence = "SELECT seq FROM sqlite_sequence WHERE name = 'reports'";
+        let old_seq: i64 = sqlx::query_scalar(sequence).fetch_one(&pool).await.unwrap();
+        sqlx::query("DELETE FROM reports WHERE id = (SELECT MAX(id) FROM reports)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE devices SET last_report_id =
+                 (SELECT MAX(r.id) FROM reports r WHERE r.device_id = devices.id)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = SqliteStore::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let history = |device: Uuid, n: u32| {
+            let store = &store;
+            async move {
+                let detail = store.device_detail(device, n).await.unwrap().unwrap();
+                detail
+                    .reports
+                    .iter()
+                    .map(|r| r.report_id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            history(ada, 10).await,
+            [report_ids[3], report_ids[2], report_ids[0]]
+        );
+        assert_eq!(history(ada, 2).await, [report_ids[3], report_ids[2]]);
+        assert_eq!(history(ada, 0).await, Vec::<Uuid>::new());
+        assert_eq!(history(bob, 10).await, [report_ids[1]]);
+        let bodies: Vec<String> = store
+            .device_report_bodies(ada, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.body)
+            .collect();
+        assert_eq!(bodies, ["{\"n\":3}", "{\"n\":2}", "{\"n\":1}"]);
+
+        // The uniqueness is led by the report id now.
+        let unique: Vec<String> = sqlx::query_scalar(
+            "SELECT i.name FROM pragma_index_list('reports') l, pragma_index_info(l.name) i
+             WHERE l.\"unique\" = 1 AND i.seqno = 0",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(unique, ["report_id"]);
+
+        // A report stored after the migration goes on from the old sequence and joins
+        // Ada's chain; a replay of it is one still.
+        let report = tandem_fleet_sim::report("m", 1, Utc::now());
+        let raw = serde_json::to_string(&report).unwrap();
+        let new = || NewReport {
+            device_id: ada,
+            report: &report,
+            raw: &raw,
+            received_at: Utc::now(),
+            result_texts: None,
+            raw_packed: None,
+        };
+        assert_eq!(
+            store.ingest_report(new()).await.unwrap(),
+            IngestOutcome::Stored
+        );
+        assert_eq!(
+            store.ingest_report(new()).await.unwrap(),
+            IngestOutcome::Replayed
+        );
+        let new_id: i64 = sqlx::query_scalar("SELECT MAX(id) FROM reports")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert!(new_id > old_seq, "{new_id} after {old_seq}");
+        assert_eq!(
+            history(ada, 10).await,
+            [
+                report.report_id,
+                report_ids[3],
+                report_ids[2],
+                report_ids[0]
+            ]
+        );
+
+        // Retention cuts the chain where it pruned: the October reports go but for Bob's
+        // newest, and each history ends there.
+        let cutoff = "2026-11-01T00:00:00Z".parse().unwrap();
+        assert_eq!(store.prune_reports(cutoff, 100).await.unwrap(), 3);
+        assert_eq!(history(ada, 10).await, [report.report_id]);
+        assert_eq!(history(bob, 10).await, [report_ids[1]]);
     }
 
     /// A database written before results moved onto the devices row (migration 70) keeps
