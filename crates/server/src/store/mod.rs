@@ -454,7 +454,7 @@ pub struct DeviceDetail {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The newest reports first.
     pub reports: Vec<ReportSummary>,
-    /// The newest events first.
+    /// The events the device sent last, the newest (by their time) first.
     pub events: Vec<EventRecord>,
     /// The newest report's body exactly as the device sent it (untrusted text).
     pub last_report: Option<String>,
@@ -654,7 +654,9 @@ pub trait Store: Send + Sync + 'static {
     /// `false` when there is no such device. Revoking twice changes nothing the second time.
     async fn revoke_device(&self, id: Uuid, by: &ChangeBy) -> Result<bool, StoreError>;
 
-    /// One device with its latest results and up to `history` recent reports and events.
+    /// One device with its latest results and up to `history` recent reports and events:
+    /// the reports and the events it sent last (the events shown newest by their own time
+    /// first), so that a device whose clock ran ahead cannot pin old events to the top.
     async fn device_detail(
         &self,
         id: Uuid,

@@ -1117,8 +1117,10 @@ impl Store for PostgresStore {
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
         let events = sqlx::query(
-            "SELECT kind, at, check_id, detail, report_id FROM events
-             WHERE device_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+            "SELECT kind, at, check_id, detail, report_id FROM (
+                 SELECT id, kind, at, check_id, detail, report_id FROM events
+                 WHERE device_id = $1 ORDER BY id DESC LIMIT $2) recent
+             ORDER BY at DESC, id DESC",
         )
         .bind(id)
         .bind(i64::from(history))

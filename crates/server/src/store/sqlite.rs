@@ -266,6 +266,16 @@ const HISTORY: &str = "WITH RECURSIVE history (id, n) AS (
     SELECT r.prev_id, history.n + 1 FROM history JOIN reports r ON r.id = history.id
     WHERE r.prev_id IS NOT NULL AND history.n < ?2)";
 
+/// A device's last events stored (?1 its id, ?2 how many at most) as the rows of `recent`,
+/// each its event's row id: the chain from the device row's `last_event_id` back through
+/// each event's `prev_id` (migration 100), as [`HISTORY`] follows reports.
+const RECENT_EVENTS: &str = "WITH RECURSIVE recent (id, n) AS (
+    SELECT last_event_id, 1 FROM devices
+    WHERE id = ?1 AND last_event_id IS NOT NULL AND ?2 > 0
+    UNION ALL
+    SELECT e.prev_id, recent.n + 1 FROM recent JOIN events e ON e.id = recent.id
+    WHERE e.prev_id IS NOT NULL AND recent.n < ?2)";
+
 const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.os, d.os_version, d.group_name, d.user_login,
     d.enrolled_at, d.last_report_at, d.policy_version, d.applied_policy_etag";
 
@@ -1063,10 +1073,12 @@ impl Store for SqliteStore {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-        let events = sqlx::query(
-            "SELECT kind, at, check_id, detail, report_id FROM events
-             WHERE device_id = ? ORDER BY at DESC, id DESC LIMIT ?",
-        )
+        let events = sqlx::query(&format!(
+            "{RECENT_EVENTS}
+             SELECT e.kind, e.at, e.check_id, e.detail, e.report_id
+             FROM recent JOIN events e ON e.id = recent.id
+             WHERE e.device_id = ?1 ORDER BY e.at DESC, e.id DESC"
+        ))
         .bind(&id)
         .bind(i64::from(history))
         .fetch_all(&mut *tx)
@@ -2991,9 +3003,12 @@ const SET_CHECK_STATUS: &str = "
 INSERT INTO latest_results (device_id, check_id, status, since) VALUES (?1, ?2, ?3, ?4)
 ON CONFLICT (device_id, check_id) DO UPDATE SET status = excluded.status, since = excluded.since";
 
+/// An event's row id. The row names the device's event stored before it (migration 100):
+/// ?7, the report's event before it, else the device's newest until now.
 const INSERT_EVENT: &str = "
-INSERT INTO events (device_id, report_id, kind, at, check_id, detail)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+INSERT INTO events (device_id, report_id, kind, at, check_id, detail, prev_id)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, COALESCE(?7, (SELECT last_event_id FROM devices WHERE id = ?1)))
+RETURNING id";
 
 /// The device's hostname from one of its reports (?1 id, ?2 hostname, ?3 sent_at), when it
 /// changed and the report is at least as new as the inventory held: run before
@@ -3010,10 +3025,11 @@ WHERE id = ?1 AND hostname <> ?2 AND (inventory_at IS NULL OR inventory_at <= ?3
 /// so each `CASE` sees the old `inventory_at`. A report without a user (?9 false) leaves
 /// the enrolled user as it was; ?13 is the newest results merged with the report's
 /// ([`latest::merge`]), NULL when none of them was newer; ?14 the report's row id, the
-/// newest of the device's as row ids only grow.
+/// newest of the device's as row ids only grow; ?15 its last event's, NULL when it had none.
 const UPDATE_DEVICE: &str = "
 UPDATE devices SET
     last_report_id = ?14,
+    last_event_id = COALESCE(?15, last_event_id),
     last_report_at = CASE WHEN last_report_at IS NULL OR last_report_at < ?2
         THEN ?2 ELSE last_report_at END,
     os = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?4 ELSE os END,
@@ -3082,24 +3098,17 @@ fn ingest_in_transaction(
         let body = packed
             .as_deref()
             .map_or(raw::Param::Text(new.raw), raw::Param::Blob);
-        let row_id = match insert_report.query_value(&[
+        let inserted = insert_report.query_value(&[
             device.as_str().into(),
             report_id.as_str().into(),
             received_at.as_str().into(),
             sent_at.as_str().into(),
             report.agent_version.as_str().into(),
             body,
-        ])? {
-            Some(raw::Value::Int(id)) => id,
-            None => {
-                outcomes.push(IngestOutcome::Replayed);
-                continue;
-            }
-            Some(other) => {
-                return Err(StoreError::Corrupt(format!(
-                    "a stored report's row id: {other:?}"
-                )))
-            }
+        ])?;
+        let Some(row_id) = inserted_id(inserted, "report")? else {
+            outcomes.push(IngestOutcome::Replayed);
+            continue;
         };
         outcomes.push(IngestOutcome::Stored);
         let texts = (0..report.results.len())
@@ -3145,15 +3154,18 @@ fn ingest_in_transaction(
             Some((None, json)) => raw::Param::Text(json),
             None => raw::Param::Null,
         };
+        let mut last_event = None;
         for event in &report.events {
-            insert_event.execute(&[
+            let inserted = insert_event.query_value(&[
                 device.as_str().into(),
                 report_id.as_str().into(),
                 event.kind.as_str().into(),
                 ts(event.at).as_str().into(),
                 event.check_id.map(|c| c.as_str()).into(),
                 event.detail.as_deref().into(),
+                last_event.map_or(raw::Param::Null, raw::Param::Int),
             ])?;
+            last_event = inserted_id(inserted, "event")?;
         }
         let inv = &report.inventory;
         update_hostname.execute(&[
@@ -3176,9 +3188,22 @@ fn ingest_in_transaction(
             report.policy_etag.as_deref().into(),
             results_param,
             raw::Param::Int(row_id),
+            last_event.map_or(raw::Param::Null, raw::Param::Int),
         ])?;
     }
     Ok(outcomes)
+}
+
+/// The row id an `INSERT … RETURNING id` of a `what` returned, `None` when it inserted
+/// nothing.
+fn inserted_id(returned: Option<raw::Value>, what: &str) -> Result<Option<i64>, StoreError> {
+    match returned {
+        Some(raw::Value::Int(id)) => Ok(Some(id)),
+        None => Ok(None),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "a stored {what}'s row id: {other:?}"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -3418,6 +3443,79 @@ mod tests {
         assert_eq!(store.prune_reports(cutoff, 100).await.unwrap(), 3);
         assert_eq!(history(ada, 10).await, [report.report_id]);
         assert_eq!(history(bob, 10).await, [report_ids[1]]);
+    }
+
+    /// A database written before events were chained (migration 100) lists each device's
+    /// recent events from the ones it sent last, and a new report's events join the chain.
+    #[tokio::test]
+    async fn each_devices_events_are_chained_in_the_migration() {
+        let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let (_dir, url, pool) = database_before(100, [ada, bob]).await;
+        // Ada's first event is dated latest (her clock ran ahead); Bob's sits between hers.
+        for (device, kind, minute) in [
+            (ada, "nudge_shown", 50),
+            (ada, "nudge_deferred", 10),
+            (bob, "nudge_shown", 20),
+            (ada, "nudge_acted", 30),
+        ] {
+            sqlx::query(
+                "INSERT INTO events (device_id, report_id, kind, at)
+                 VALUES (?1, ?2, ?3, '2026-11-01T09:' || ?4 || ':00.000000Z')",
+            )
+            .bind(device.to_string())
+            .bind(Uuid::now_v7().to_string())
+            .bind(kind)
+            .bind(minute.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteStore::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let recent = |device: Uuid, n: u32| {
+            let store = &store;
+            async move {
+                let detail = store.device_detail(device, n).await.unwrap().unwrap();
+                detail
+                    .events
+                    .iter()
+                    .map(|e| e.kind.as_str())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            recent(ada, 10).await,
+            ["nudge_shown", "nudge_acted", "nudge_deferred"]
+        );
+        assert_eq!(recent(ada, 2).await, ["nudge_acted", "nudge_deferred"]);
+        assert_eq!(recent(bob, 10).await, ["nudge_shown"]);
+        let dropped: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM pragma_index_list('events') WHERE name = 'events_device_at'",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert!(dropped.is_empty(), "events_device_at is dropped");
+
+        // The simulator's report carries one event, a nudge shown now: the newest.
+        let report = tandem_fleet_sim::report("m", 1, Utc::now());
+        let raw = serde_json::to_string(&report).unwrap();
+        store
+            .ingest_report(NewReport {
+                device_id: ada,
+                report: &report,
+                raw: &raw,
+                received_at: Utc::now(),
+                result_texts: None,
+                raw_packed: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(recent(ada, 2).await, ["nudge_shown", "nudge_acted"]);
+        assert_eq!(recent(bob, 10).await, ["nudge_shown"]);
     }
 
     /// A database written before results moved onto the devices row (migration 70) keeps

@@ -643,6 +643,135 @@ async fn sqlite_reports_wait_for_another_writer_and_then_land() {
 }
 
 #[tokio::test]
+async fn sqlite_history_is_what_each_device_sent_last() {
+    history_contract(store::open("sqlite::memory:", &options()).await.unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("h.db").display());
+    history_contract(store::open(&url, &options()).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_history_is_what_each_device_sent_last() {
+    let db = PgDatabase::create().await;
+    history_contract(store::open(&db.url, &options()).await.unwrap()).await;
+}
+
+/// A device's recent reports and events are the ones it sent last, only its own, up to the
+/// number asked for: reports newest first, events newest by their own time first. A report
+/// of the same device stored in the same batch, and events of one report, count in order.
+async fn history_contract(store: Arc<dyn Store>) {
+    use tandem_proto::v1::{Event, EventKind};
+
+    let now = Utc::now();
+    let secret = default_group_secret(store.as_ref(), "history", now).await;
+    let (ada, bob) = (
+        new_device("ada", "t-ada", now),
+        new_device("bob", "t-bob", now),
+    );
+    for d in [&ada, &bob] {
+        store.enroll(&secret, d).await.unwrap();
+    }
+    let minutes = |m: i64| now + chrono::Duration::minutes(m);
+    let event = |kind, at| Event {
+        kind,
+        at,
+        check_id: None,
+        detail: None,
+    };
+    // Ada's clock ran an hour ahead for her first report; her later events are dated right.
+    let mut first = sample_report("ada");
+    first.events = vec![event(EventKind::NudgeShown, minutes(60))];
+    let mut second = sample_report("ada");
+    second.events = vec![
+        event(EventKind::NudgeDeferred, minutes(1)),
+        event(EventKind::NudgeActed, minutes(2)),
+    ];
+    let mut third = sample_report("ada");
+    third.events = vec![event(EventKind::NudgeShown, minutes(3))];
+    let mut bobs = sample_report("bob");
+    bobs.events = vec![event(EventKind::NudgeShown, minutes(4))];
+    let raw = |r: &tandem_proto::v1::StatusReport| serde_json::to_string(r).unwrap();
+    let (raws, device) = (
+        [raw(&first), raw(&second), raw(&third), raw(&bobs)],
+        |r: &tandem_proto::v1::StatusReport| {
+            if r.inventory.device.machine_id == "ada" {
+                ada.candidate_id
+            } else {
+                bob.candidate_id
+            }
+        },
+    );
+    let new = |n: usize, report| NewReport {
+        device_id: device(report),
+        report,
+        raw: &raws[n],
+        received_at: now,
+        result_texts: None,
+        raw_packed: None,
+    };
+    store.ingest_report(new(0, &first)).await.unwrap();
+    // The second and third in one batch, with Bob's between them.
+    let outcomes = store
+        .ingest_reports(&[new(1, &second), new(3, &bobs), new(2, &third)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [IngestOutcome::Stored; 3]);
+
+    let detail = |id: Uuid, n: u32| {
+        let store = Arc::clone(&store);
+        async move { store.device_detail(id, n).await.unwrap().unwrap() }
+    };
+    let report_ids =
+        |d: &store::DeviceDetail| -> Vec<Uuid> { d.reports.iter().map(|r| r.report_id).collect() };
+    let kinds = |d: &store::DeviceDetail| -> Vec<(EventKind, Uuid)> {
+        d.events.iter().map(|e| (e.kind, e.report_id)).collect()
+    };
+
+    let all = detail(ada.candidate_id, 10).await;
+    assert_eq!(
+        report_ids(&all),
+        [third.report_id, second.report_id, first.report_id]
+    );
+    assert_eq!(
+        kinds(&all),
+        [
+            (EventKind::NudgeShown, first.report_id),
+            (EventKind::NudgeShown, third.report_id),
+            (EventKind::NudgeActed, second.report_id),
+            (EventKind::NudgeDeferred, second.report_id),
+        ],
+        "all four, by their time"
+    );
+    let last_two = detail(ada.candidate_id, 2).await;
+    assert_eq!(report_ids(&last_two), [third.report_id, second.report_id]);
+    assert_eq!(
+        kinds(&last_two),
+        [
+            (EventKind::NudgeShown, third.report_id),
+            (EventKind::NudgeActed, second.report_id),
+        ],
+        "the two sent last, not the one dated an hour ahead"
+    );
+    let none = detail(ada.candidate_id, 0).await;
+    assert!(none.reports.is_empty() && none.events.is_empty());
+    let bob_detail = detail(bob.candidate_id, 10).await;
+    assert_eq!(report_ids(&bob_detail), [bobs.report_id]);
+    assert_eq!(
+        kinds(&bob_detail),
+        [(EventKind::NudgeShown, bobs.report_id)]
+    );
+
+    // The console's recent bodies follow the same history.
+    let bodies = store
+        .device_report_bodies(ada.candidate_id, 2)
+        .await
+        .unwrap();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies[0].body.contains(&third.report_id.to_string()));
+    assert!(bodies[1].body.contains(&second.report_id.to_string()));
+}
+
+#[tokio::test]
 async fn postgres_batches_like_one_by_one() {
     let db = PgDatabase::create().await;
     batch_contract(store::open(&db.url, &options()).await.unwrap()).await;
