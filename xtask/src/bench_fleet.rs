@@ -48,6 +48,9 @@ fn grow_sqlite(path: &Path, mb: u64) -> anyhow::Result<()> {
 const TARGET_REPORTS_PER_S: f64 = 5000.0;
 const TARGET_P99_MS: f64 = 50.0;
 const TARGET_PUSH_MS: f64 = 2000.0;
+/// What the reports/s of a run may fall short of the target by and still meet it: the
+/// sends at its window's edges (see `print_ingest`).
+const RATE_EDGE: f64 = 0.001;
 
 /// Connections a simulator process holds at most (its own descriptors are limited too).
 const AGENTS_PER_SIM: usize = 10_000;
@@ -340,11 +343,18 @@ fn print_ingest(label: &str, r: &Value) {
         num(r, "server_cpu_cores"),
         num(r, "sim_cpu_cores"),
     );
+    // A run offered exactly the target counts the reports sent within its window, and the
+    // sends at the window's two edges fall in or out of it by chance: a report or two either
+    // way, which is not a shortfall. A server that falls behind loses far more than 0.1 %
+    // and answers 503 besides, so the rate is met within that margin and only without 503s
+    // or errors.
+    let clean = r["overloaded_503"].as_u64() == Some(0) && r["errors"].as_u64() == Some(0);
+    let rate_met = clean && rate >= TARGET_REPORTS_PER_S * (1.0 - RATE_EDGE);
     println!(
-        "    targets ≥ {TARGET_REPORTS_PER_S:.0}/s and p99 < {TARGET_P99_MS:.0} ms: rate ratio {:.2} ({}), \
+        "    targets ≥ {TARGET_REPORTS_PER_S:.0}/s and p99 < {TARGET_P99_MS:.0} ms: rate ratio {:.4} ({}), \
          p99 ratio {:.2} ({})",
         rate / TARGET_REPORTS_PER_S,
-        if rate >= TARGET_REPORTS_PER_S { "met" } else { "NOT met" },
+        if rate_met { "met" } else { "NOT met" },
         p99 / TARGET_P99_MS,
         if p99 < TARGET_P99_MS { "met" } else { "NOT met" },
     );
