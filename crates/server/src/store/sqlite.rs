@@ -3315,6 +3315,26 @@ mod tests {
         );
     }
 
+    /// Stores `report` from `device`, received now, as the API would.
+    async fn store_report(
+        store: &SqliteStore,
+        device: Uuid,
+        report: &tandem_proto::v1::StatusReport,
+    ) -> IngestOutcome {
+        let raw = serde_json::to_string(report).unwrap();
+        store
+            .ingest_report(NewReport {
+                device_id: device,
+                report,
+                raw: &raw,
+                received_at: Utc::now(),
+                result_texts: None,
+                raw_packed: None,
+            })
+            .await
+            .unwrap()
+    }
+
     /// A database written before reports were chained (migration 90) lists each device's
     /// history as before, newest first and only its own; ingest and retention go on from
     /// it, and no row id is handed out twice.
@@ -3405,21 +3425,12 @@ mod tests {
         // A report stored after the migration goes on from the old sequence and joins
         // Ada's chain; a replay of it is one still.
         let report = tandem_fleet_sim::report("m", 1, Utc::now());
-        let raw = serde_json::to_string(&report).unwrap();
-        let new = || NewReport {
-            device_id: ada,
-            report: &report,
-            raw: &raw,
-            received_at: Utc::now(),
-            result_texts: None,
-            raw_packed: None,
-        };
         assert_eq!(
-            store.ingest_report(new()).await.unwrap(),
+            store_report(&store, ada, &report).await,
             IngestOutcome::Stored
         );
         assert_eq!(
-            store.ingest_report(new()).await.unwrap(),
+            store_report(&store, ada, &report).await,
             IngestOutcome::Replayed
         );
         let new_id: i64 = sqlx::query_scalar("SELECT MAX(id) FROM reports")
@@ -3502,18 +3513,7 @@ mod tests {
 
         // The simulator's report carries one event, a nudge shown now: the newest.
         let report = tandem_fleet_sim::report("m", 1, Utc::now());
-        let raw = serde_json::to_string(&report).unwrap();
-        store
-            .ingest_report(NewReport {
-                device_id: ada,
-                report: &report,
-                raw: &raw,
-                received_at: Utc::now(),
-                result_texts: None,
-                raw_packed: None,
-            })
-            .await
-            .unwrap();
+        store_report(&store, ada, &report).await;
         assert_eq!(recent(ada, 2).await, ["nudge_shown", "nudge_acted"]);
         assert_eq!(recent(bob, 10).await, ["nudge_shown"]);
     }
