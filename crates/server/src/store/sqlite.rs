@@ -176,7 +176,6 @@ async fn read_policy_changes(
         .collect()
 }
 
-/// The one timestamp shape stored, fixed-width so that string order is time order.
 /// The migrations of `migrator` that `pool`'s database has not applied yet, as
 /// "version description"; all of them for a new database.
 async fn pending_migrations(pool: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> Vec<String> {
@@ -192,6 +191,7 @@ async fn pending_migrations(pool: &SqlitePool, migrator: &sqlx::migrate::Migrato
         .collect()
 }
 
+/// The one timestamp shape stored, fixed-width so that string order is time order.
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -281,7 +281,6 @@ fn release_part(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("version part {n} is too large")))
 }
 
-/// The columns `device_from_row` reads.
 /// A device's newest reports (?1 its id, ?2 how many at most) as the rows of `history`,
 /// each its report's row id: the chain from the device row's `last_report_id` back through
 /// each report's `prev_id` (migration 90), which ends where retention pruned. A report's
@@ -303,6 +302,7 @@ const RECENT_EVENTS: &str = "WITH RECURSIVE recent (id, n) AS (
     SELECT e.prev_id, recent.n + 1 FROM recent JOIN events e ON e.id = recent.id
     WHERE e.prev_id IS NOT NULL AND recent.n < ?2)";
 
+/// The columns `device_from_row` reads.
 const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.os, d.os_version, d.group_name, d.user_login,
     d.enrolled_at, d.last_report_at, d.policy_version, d.applied_policy_etag";
 
