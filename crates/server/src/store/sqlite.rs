@@ -3012,16 +3012,19 @@ fn write_batch(
     }
 }
 
-/// The report's row id when stored, no row for a replay. The row names the device's report
-/// before it, its newest until now, for the device's history to follow (migration 90).
+/// The report's row id when stored, no row for a replay. The row names (?7) the device's
+/// report before it, its newest until now, for the device's history to follow (migration
+/// 90).
 const INSERT_REPORT: &str = "
 INSERT INTO reports (device_id, report_id, received_at, sent_at, agent_version, body, prev_id)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT last_report_id FROM devices WHERE id = ?1))
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 ON CONFLICT (report_id, device_id) DO NOTHING
 RETURNING id";
 
-/// The device's newest results as held ([`latest`]), for the writer to fold a report into.
-const DEVICE_RESULTS: &str = "SELECT results FROM devices WHERE id = ?1";
+/// What the writer reads of the device before it stores one of its reports: its newest
+/// results as held ([`latest`]), to fold the report's into, and its newest report and
+/// event, which the report's and its events' rows name as the ones before them.
+const DEVICE_ROW: &str = "SELECT results, last_report_id, last_event_id FROM devices WHERE id = ?1";
 
 /// A check's newest status when [`latest::merge`] found it changed (or new): the only
 /// write to `latest_results` and its `latest_results_check_status` index, so a report
@@ -3030,11 +3033,11 @@ const SET_CHECK_STATUS: &str = "
 INSERT INTO latest_results (device_id, check_id, status, since) VALUES (?1, ?2, ?3, ?4)
 ON CONFLICT (device_id, check_id) DO UPDATE SET status = excluded.status, since = excluded.since";
 
-/// An event's row id. The row names the device's event stored before it (migration 100):
-/// ?7, the report's event before it, else the device's newest until now.
+/// An event's row id. The row names (?7) the device's event stored before it (migration
+/// 100).
 const INSERT_EVENT: &str = "
 INSERT INTO events (device_id, report_id, kind, at, check_id, detail, prev_id)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, COALESCE(?7, (SELECT last_event_id FROM devices WHERE id = ?1)))
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 RETURNING id";
 
 /// The device's hostname from one of its reports (?1 id, ?2 hostname, ?3 sent_at), when it
@@ -3052,11 +3055,12 @@ WHERE id = ?1 AND hostname <> ?2 AND (inventory_at IS NULL OR inventory_at <= ?3
 /// so each `CASE` sees the old `inventory_at`. A report without a user (?9 false) leaves
 /// the enrolled user as it was; ?13 is the newest results merged with the report's
 /// ([`latest::merge`]), NULL when none of them was newer; ?14 the report's row id, the
-/// newest of the device's as row ids only grow; ?15 its last event's, NULL when it had none.
+/// newest of the device's as row ids only grow; ?15 the device's newest event's, the
+/// report's last if it had any.
 const UPDATE_DEVICE: &str = "
 UPDATE devices SET
     last_report_id = ?14,
-    last_event_id = COALESCE(?15, last_event_id),
+    last_event_id = ?15,
     last_report_at = CASE WHEN last_report_at IS NULL OR last_report_at < ?2
         THEN ?2 ELSE last_report_at END,
     os = CASE WHEN inventory_at IS NULL OR inventory_at <= ?3 THEN ?4 ELSE os END,
@@ -3105,7 +3109,7 @@ fn ingest_in_transaction(
     reports: &[NewReport<'_>],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let mut insert_report = conn.prepare_cached(INSERT_REPORT)?;
-    let mut device_results = conn.prepare_cached(DEVICE_RESULTS)?;
+    let mut device_row = conn.prepare_cached(DEVICE_ROW)?;
     let mut set_status = conn.prepare_cached(SET_CHECK_STATUS)?;
     let mut insert_event = conn.prepare_cached(INSERT_EVENT)?;
     let mut update_hostname = conn.prepare_cached(UPDATE_DEVICE_HOSTNAME)?;
@@ -3125,6 +3129,21 @@ fn ingest_in_transaction(
         let body = packed
             .as_deref()
             .map_or(raw::Param::Text(new.raw), raw::Param::Blob);
+        // No row for a device that is not enrolled: the insert below fails on its foreign
+        // key, as it did before the device was read here.
+        let [held, last_report, last_event] = match device_row
+            .query_row(&[device.as_str().into()])?
+            .map(<[raw::Value; 3]>::try_from)
+        {
+            Some(Ok(columns)) => columns,
+            None => [raw::Value::Null, raw::Value::Null, raw::Value::Null],
+            Some(Err(other)) => {
+                return Err(StoreError::Corrupt(format!(
+                    "device row: {} columns",
+                    other.len()
+                )))
+            }
+        };
         let inserted = insert_report.query_value(&[
             device.as_str().into(),
             report_id.as_str().into(),
@@ -3132,6 +3151,7 @@ fn ingest_in_transaction(
             sent_at.as_str().into(),
             report.agent_version.as_str().into(),
             body,
+            id_param(stored_id(last_report, "device's newest report")?),
         ])?;
         let Some(row_id) = inserted_id(inserted, "report")? else {
             outcomes.push(IngestOutcome::Replayed);
@@ -3155,11 +3175,11 @@ fn ingest_in_transaction(
                 result: text,
             })
             .collect();
-        let held = match device_results.query_value(&[device.as_str().into()])? {
-            Some(raw::Value::Blob(packed)) => latest::stored_json(Some(packed), None)?,
-            Some(raw::Value::Text(text)) => Some(text),
-            Some(raw::Value::Null) | None => None,
-            Some(other) => {
+        let held = match held {
+            raw::Value::Blob(packed) => latest::stored_json(Some(packed), None)?,
+            raw::Value::Text(text) => Some(text),
+            raw::Value::Null => None,
+            other => {
                 return Err(StoreError::Corrupt(format!(
                     "device's latest results: {other:?} is neither text nor a blob"
                 )))
@@ -3181,7 +3201,7 @@ fn ingest_in_transaction(
             Some((None, json)) => raw::Param::Text(json),
             None => raw::Param::Null,
         };
-        let mut last_event = None;
+        let mut last_event = stored_id(last_event, "device's newest event")?;
         for event in &report.events {
             let inserted = insert_event.query_value(&[
                 device.as_str().into(),
@@ -3190,7 +3210,7 @@ fn ingest_in_transaction(
                 ts(event.at).as_str().into(),
                 event.check_id.map(|c| c.as_str()).into(),
                 event.detail.as_deref().into(),
-                last_event.map_or(raw::Param::Null, raw::Param::Int),
+                id_param(last_event),
             ])?;
             last_event = inserted_id(inserted, "event")?;
         }
@@ -3215,10 +3235,25 @@ fn ingest_in_transaction(
             report.policy_etag.as_deref().into(),
             results_param,
             raw::Param::Int(row_id),
-            last_event.map_or(raw::Param::Null, raw::Param::Int),
+            id_param(last_event),
         ])?;
     }
     Ok(outcomes)
+}
+
+/// A row id column read as stored (`what` names it in the error a damaged one gives):
+/// `None` for NULL.
+fn stored_id(value: raw::Value, what: &str) -> Result<Option<i64>, StoreError> {
+    match value {
+        raw::Value::Int(id) => Ok(Some(id)),
+        raw::Value::Null => Ok(None),
+        other => Err(StoreError::Corrupt(format!("{what}'s row id: {other:?}"))),
+    }
+}
+
+/// A row id as a parameter, NULL for none.
+fn id_param(id: Option<i64>) -> raw::Param<'static> {
+    id.map_or(raw::Param::Null, raw::Param::Int)
 }
 
 /// The row id an `INSERT … RETURNING id` of a `what` returned, `None` when it inserted

@@ -357,14 +357,39 @@ impl Stmt<'_> {
     /// Binds `params` to `?1…?n` and returns the first column of the first row the
     /// statement returns, copied out; `None` when it returns no row.
     pub fn query_value(&mut self, params: &[Param<'_>]) -> Result<Option<Value>, RawError> {
+        // SAFETY: `first_row` calls this on a live statement that is on a row.
+        self.first_row(params, |stmt| unsafe { column_value(stmt, 0) })
+    }
+
+    /// Binds `params` to `?1…?n` and returns every column of the first row the statement
+    /// returns, copied out in order; `None` when it returns no row.
+    pub fn query_row(&mut self, params: &[Param<'_>]) -> Result<Option<Vec<Value>>, RawError> {
+        self.first_row(params, |stmt| {
+            // SAFETY: `first_row` calls this on a live statement that is on a row; each
+            // index is below the statement's column count.
+            unsafe {
+                (0..ffi::sqlite3_column_count(stmt))
+                    .map(|column| column_value(stmt, column))
+                    .collect()
+            }
+        })
+    }
+
+    /// Binds `params`, steps once and, when the statement is on a row, hands it to `read`
+    /// (which may read its columns until it returns); then resets the statement.
+    fn first_row<T>(
+        &mut self,
+        params: &[Param<'_>],
+        read: impl FnOnce(*mut ffi::sqlite3_stmt) -> T,
+    ) -> Result<Option<T>, RawError> {
         let result = self.bind(params).and_then(|()| {
             let stmt = self.stmt.as_ptr();
             // SAFETY: `stmt` is a live statement of this connection with every parameter
             // bound; stepping runs it on this thread, which holds the connection's lock.
             match unsafe { ffi::sqlite3_step(stmt) } {
-                // SAFETY: the statement is on a row, so its column 0 may be read until
-                // the next step or reset, which come after the copy.
-                ffi::SQLITE_ROW => Ok(Some(unsafe { column_value(stmt) })),
+                // The statement is on a row, so its columns may be read until the next
+                // step or reset, which come after `read` returns.
+                ffi::SQLITE_ROW => Ok(Some(read(stmt))),
                 ffi::SQLITE_DONE => Ok(None),
                 rc => Err(self.conn.error(rc)),
             }
@@ -447,7 +472,7 @@ impl Stmt<'_> {
     }
 }
 
-/// A column's value as [`Stmt::query_value`] copies it out.
+/// A column's value as [`Stmt::query_value`] and [`Stmt::query_row`] copy it out.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Null,
@@ -457,22 +482,23 @@ pub enum Value {
     Blob(Vec<u8>),
 }
 
-/// Column 0 of the row `stmt` is on, copied.
+/// Column `column` of the row `stmt` is on, copied.
 ///
 /// # Safety
-/// `stmt` must be a live statement whose last step returned `SQLITE_ROW`.
-unsafe fn column_value(stmt: *mut ffi::sqlite3_stmt) -> Value {
+/// `stmt` must be a live statement whose last step returned `SQLITE_ROW`, and `column`
+/// below its column count.
+unsafe fn column_value(stmt: *mut ffi::sqlite3_stmt, column: c_int) -> Value {
     // SAFETY (for the block): the caller guarantees a current row; each pointer SQLite
     // returns stays valid until the next step, reset or type conversion of the column, and
     // is copied before any of those. The length is read after the pointer, as SQLite
     // documents.
     unsafe {
-        match ffi::sqlite3_column_type(stmt, 0) {
-            ffi::SQLITE_INTEGER => Value::Int(ffi::sqlite3_column_int64(stmt, 0)),
-            ffi::SQLITE_FLOAT => Value::Real(ffi::sqlite3_column_double(stmt, 0)),
+        match ffi::sqlite3_column_type(stmt, column) {
+            ffi::SQLITE_INTEGER => Value::Int(ffi::sqlite3_column_int64(stmt, column)),
+            ffi::SQLITE_FLOAT => Value::Real(ffi::sqlite3_column_double(stmt, column)),
             ffi::SQLITE_TEXT => {
-                let ptr = ffi::sqlite3_column_text(stmt, 0);
-                let len = usize::try_from(ffi::sqlite3_column_bytes(stmt, 0)).unwrap_or(0);
+                let ptr = ffi::sqlite3_column_text(stmt, column);
+                let len = usize::try_from(ffi::sqlite3_column_bytes(stmt, column)).unwrap_or(0);
                 if ptr.is_null() || len == 0 {
                     return Value::Text(String::new());
                 }
@@ -480,8 +506,8 @@ unsafe fn column_value(stmt: *mut ffi::sqlite3_stmt) -> Value {
                 Value::Text(String::from_utf8_lossy(bytes).into_owned())
             }
             ffi::SQLITE_BLOB => {
-                let ptr = ffi::sqlite3_column_blob(stmt, 0).cast::<u8>();
-                let len = usize::try_from(ffi::sqlite3_column_bytes(stmt, 0)).unwrap_or(0);
+                let ptr = ffi::sqlite3_column_blob(stmt, column).cast::<u8>();
+                let len = usize::try_from(ffi::sqlite3_column_bytes(stmt, column)).unwrap_or(0);
                 if ptr.is_null() || len == 0 {
                     return Value::Blob(Vec::new());
                 }
@@ -590,6 +616,47 @@ mod tests {
             rows,
             vec![("x".into(), Some("a\0b".into()), 8), ("y".into(), None, 2)]
         );
+    }
+
+    #[tokio::test]
+    async fn reads_the_first_row_as_one_value_or_every_column() {
+        let mut conn = memory().await;
+        let mut handle = conn.lock_handle().await.unwrap();
+        let raw = Conn::new(&mut handle);
+        raw.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT, n INTEGER, b BLOB, r REAL)")
+            .unwrap();
+        raw.exec("INSERT INTO t VALUES ('x', 'vee', 7, x'00ff', 1.5), ('y', NULL, 8, NULL, 0)")
+            .unwrap();
+        let mut select = raw
+            .prepare("SELECT v, n, b, r FROM t WHERE k >= ?1 ORDER BY k")
+            .unwrap();
+        assert_eq!(
+            select.query_row(&["x".into()]).unwrap(),
+            Some(vec![
+                Value::Text("vee".into()),
+                Value::Int(7),
+                Value::Blob(vec![0, 0xff]),
+                Value::Real(1.5),
+            ]),
+            "the first of two rows, every column"
+        );
+        assert_eq!(
+            select.query_row(&["y".into()]).unwrap(),
+            Some(vec![
+                Value::Null,
+                Value::Int(8),
+                Value::Null,
+                Value::Real(0.0)
+            ])
+        );
+        assert_eq!(select.query_row(&["z".into()]).unwrap(), None);
+        assert_eq!(
+            select.query_value(&["x".into()]).unwrap(),
+            Some(Value::Text("vee".into()))
+        );
+        assert_eq!(select.query_value(&["z".into()]).unwrap(), None);
+        let e = select.query_row(&[]).unwrap_err();
+        assert_eq!(e.code, ffi::SQLITE_RANGE, "a missing parameter is refused");
     }
 
     #[tokio::test]
