@@ -281,26 +281,21 @@ fn release_part(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("version part {n} is too large")))
 }
 
-/// A device's newest reports (?1 its id, ?2 how many at most) as the rows of `history`,
-/// each its report's row id: the chain from the device row's `last_report_id` back through
-/// each report's `prev_id` (migration 90), which ends where retention pruned. A report's
-/// `prev_id` is always older than it, so the chain cannot loop; it is cut at ?2 anyway.
-const HISTORY: &str = "WITH RECURSIVE history (id, n) AS (
-    SELECT last_report_id, 1 FROM devices
-    WHERE id = ?1 AND last_report_id IS NOT NULL AND ?2 > 0
-    UNION ALL
-    SELECT r.prev_id, history.n + 1 FROM history JOIN reports r ON r.id = history.id
-    WHERE r.prev_id IS NOT NULL AND history.n < ?2)";
-
-/// A device's last events stored (?1 its id, ?2 how many at most) as the rows of `recent`,
-/// each its event's row id: the chain from the device row's `last_event_id` back through
-/// each event's `prev_id` (migration 100), as [`HISTORY`] follows reports.
-const RECENT_EVENTS: &str = "WITH RECURSIVE recent (id, n) AS (
-    SELECT last_event_id, 1 FROM devices
-    WHERE id = ?1 AND last_event_id IS NOT NULL AND ?2 > 0
-    UNION ALL
-    SELECT e.prev_id, recent.n + 1 FROM recent JOIN events e ON e.id = recent.id
-    WHERE e.prev_id IS NOT NULL AND recent.n < ?2)";
+/// A device's last rows stored in `table` (`reports` or `events`; ?1 the device's id, ?2
+/// how many at most), newest first, as the rows of a table `chain`, each a row id: the chain
+/// from the device row's `newest` column back through each row's `prev_id` (migrations 90
+/// and 100), which ends where retention pruned. A row's `prev_id` is always older than it,
+/// so the chain cannot loop; it is cut at ?2 anyway.
+fn newest_of_device(table: &str, newest: &str) -> String {
+    format!(
+        "WITH RECURSIVE chain (id, n) AS (
+             SELECT {newest}, 1 FROM devices
+             WHERE id = ?1 AND {newest} IS NOT NULL AND ?2 > 0
+             UNION ALL
+             SELECT t.prev_id, chain.n + 1 FROM chain JOIN {table} t ON t.id = chain.id
+             WHERE t.prev_id IS NOT NULL AND chain.n < ?2)"
+    )
+}
 
 /// The columns `device_from_row` reads.
 const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.os, d.os_version, d.group_name, d.user_login,
@@ -1078,10 +1073,11 @@ impl Store for SqliteStore {
         };
         let results = latest::from_row(&row)?;
         let reports = sqlx::query(&format!(
-            "{HISTORY}
+            "{}
              SELECT r.report_id, r.received_at, r.sent_at, r.agent_version
-             FROM history JOIN reports r ON r.id = history.id
-             WHERE r.device_id = ?1 ORDER BY r.id DESC"
+             FROM chain JOIN reports r ON r.id = chain.id
+             WHERE r.device_id = ?1 ORDER BY r.id DESC",
+            newest_of_device("reports", "last_report_id")
         ))
         .bind(&id)
         .bind(i64::from(history))
@@ -1101,10 +1097,11 @@ impl Store for SqliteStore {
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
         let events = sqlx::query(&format!(
-            "{RECENT_EVENTS}
+            "{}
              SELECT e.kind, e.at, e.check_id, e.detail, e.report_id
-             FROM recent JOIN events e ON e.id = recent.id
-             WHERE e.device_id = ?1 ORDER BY e.at DESC, e.id DESC"
+             FROM chain JOIN events e ON e.id = chain.id
+             WHERE e.device_id = ?1 ORDER BY e.at DESC, e.id DESC",
+            newest_of_device("events", "last_event_id")
         ))
         .bind(&id)
         .bind(i64::from(history))
@@ -2261,10 +2258,11 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<console::StoredReportBody>, StoreError> {
         sqlx::query(&format!(
-            "{HISTORY}
+            "{}
              SELECT r.received_at, {}
-             FROM history JOIN reports r ON r.id = history.id
+             FROM chain JOIN reports r ON r.id = chain.id
              WHERE r.device_id = ?1 ORDER BY r.id DESC",
+            newest_of_device("reports", "last_report_id"),
             body::SELECT_BODY
         ))
         .bind(device.to_string())
